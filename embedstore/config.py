@@ -1,0 +1,132 @@
+"""Settings: one typed object, filled from CLI flags > ``EMBEDSTORE_*`` env > TOML file > defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from embedstore.errors import InvalidConfig
+
+Precision = Literal["fp32", "tf32", "bf16", "fp16"]
+Device = str  # "auto", "cpu", "cuda", "cuda:1"
+
+
+def default_data_dir() -> Path:
+    """Where embedstore keeps its database, indexes and weights unless told otherwise."""
+    return Path(platformdirs.user_data_dir("embedstore"))
+
+
+class Settings(BaseSettings):
+    """Everything configurable about embedstore, in one place."""
+
+    model_config = SettingsConfigDict(env_prefix="EMBEDSTORE_", extra="ignore", validate_default=True)
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = None
+    weights_dir: Path | None = None
+    weights_path: Path | None = None
+    encoder: str = "imagebind_huge"
+    device: Device = "auto"
+    precision: Precision = "fp32"
+    batch_size: int = Field(32, ge=1, le=4096)
+    workers: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) - 1), ge=0, le=256)
+    index_spec: str = "auto"
+    # HTTP API
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    api_keys: str = ""
+    allow_anonymous_loopback: bool = True
+    cors_origins: str = ""
+    roots: str = ""
+    max_upload_bytes: int = Field(64 * 1024 * 1024, ge=1)
+    max_json_bytes: int = Field(1024 * 1024, ge=1)
+    max_query_chars: int = Field(1000, ge=1)
+    max_k: int = Field(1000, ge=1)
+    batch_wait_ms: float = Field(2.0, ge=0)
+    # media decoding limits
+    max_file_bytes: int = Field(2 * 1024 * 1024 * 1024, ge=1)
+    max_image_pixels: int = Field(89_478_485, ge=1)
+    decode_timeout_s: float = Field(60.0, gt=0)
+
+    @field_validator("data_dir", "weights_dir", "weights_path", mode="after")
+    @classmethod
+    def _expand(cls, v: Path | None) -> Path | None:
+        return v.expanduser() if v is not None else None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get("EMBEDSTORE_CONFIG")
+        if path:
+            if not Path(path).is_file():
+                raise InvalidConfig(f"Config file {path!r} (EMBEDSTORE_CONFIG) does not exist")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    # -- derived values ------------------------------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy URL: the configured one, else a SQLite file in the data directory."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'embedstore.db'}"
+
+    @property
+    def resolved_weights_dir(self) -> Path:
+        """Folder searched for (and downloaded into) model weights."""
+        return self.weights_dir or self.data_dir / "weights"
+
+    @property
+    def index_dir(self) -> Path:
+        """Folder of the FAISS index files (a rebuildable cache of the database)."""
+        return self.data_dir / "indexes"
+
+    @property
+    def api_key_list(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+    @property
+    def root_list(self) -> list[Path]:
+        return [Path(r).expanduser().resolve() for r in self.roots.split(os.pathsep) if r.strip()]
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    def resolved_device(self) -> str:
+        """``auto`` becomes ``cuda`` when a GPU is visible, else ``cpu``."""
+        if self.device != "auto":
+            return self.device
+        try:
+            import torch
+
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        except ImportError:  # pragma: no cover - torch is a hard dependency
+            return "cpu"
+
+
+def load_settings(config: Path | str | None = None, **flags: Any) -> Settings:
+    """Build settings; ``flags`` (CLI options) that are not None beat env and the config file."""
+    if config:
+        os.environ["EMBEDSTORE_CONFIG"] = str(config)
+    try:
+        return Settings(**{k: v for k, v in flags.items() if v is not None})
+    except InvalidConfig:
+        raise
+    except Exception as e:  # pydantic.ValidationError, TOML errors
+        raise InvalidConfig(f"Invalid settings: {e}") from e

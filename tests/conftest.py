@@ -1,0 +1,55 @@
+"""Shared fixtures: an isolated data directory, settings, the reference fixtures and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+IMAGEBIND_FIXTURES = SHARED / "fixtures" / "imagebind"
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test gets its own data dir; no EMBEDSTORE_* setting leaks in from the caller."""
+    for key in list(os.environ):
+        if key.startswith("EMBEDSTORE_") and key != "EMBEDSTORE_TEST_DATABASE_URL":
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("EMBEDSTORE_DATA_DIR", str(tmp_path / "data"))
+    yield
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def settings(data_dir: Path):  # type: ignore[no-untyped-def]
+    """Settings for a CPU-only run with the tiny seeded ImageBind."""
+    from embedstore.config import Settings
+
+    return Settings(data_dir=data_dir, encoder="imagebind_test", device="cpu", workers=0)
+
+
+@pytest.fixture(scope="session")
+def imagebind_fixtures() -> Path:
+    """The official reference outputs in ../shared (never copied into the project)."""
+    if not IMAGEBIND_FIXTURES.is_dir():
+        pytest.skip(f"reference fixtures not found at {IMAGEBIND_FIXTURES}")
+    return IMAGEBIND_FIXTURES
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of a real PostgreSQL database (set by .ci/run through EMBEDSTORE_TEST_DATABASE_URL)."""
+    url = os.environ.get("EMBEDSTORE_TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("EMBEDSTORE_TEST_DATABASE_URL is not set (.ci/run starts PostgreSQL and sets it)")
+    return url
