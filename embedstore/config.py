@@ -29,7 +29,9 @@ def default_data_dir() -> Path:
 class Settings(BaseSettings):
     """Everything configurable about embedstore, in one place."""
 
-    model_config = SettingsConfigDict(env_prefix="EMBEDSTORE_", extra="ignore", validate_default=True)
+    model_config = SettingsConfigDict(
+        env_prefix="EMBEDSTORE_", extra="ignore", validate_default=True
+    )
 
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str | None = None

@@ -153,4 +153,6 @@ class IndexOperationUnsupported(EmbedstoreError):
     """An index cannot do this in place (e.g. remove from HNSW); callers fall back to a rebuild."""
 
 
-__all__ = [name for name, obj in globals().items() if isinstance(obj, type) and issubclass(obj, Exception)]
+__all__ = [
+    name for name, obj in globals().items() if isinstance(obj, type) and issubclass(obj, Exception)
+]

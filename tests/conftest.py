@@ -51,5 +51,7 @@ def postgres_url() -> str:
     """URL of a real PostgreSQL database (set by .ci/run through EMBEDSTORE_TEST_DATABASE_URL)."""
     url = os.environ.get("EMBEDSTORE_TEST_DATABASE_URL")
     if not url:
-        pytest.skip("EMBEDSTORE_TEST_DATABASE_URL is not set (.ci/run starts PostgreSQL and sets it)")
+        pytest.skip(
+            "EMBEDSTORE_TEST_DATABASE_URL is not set (.ci/run starts PostgreSQL and sets it)"
+        )
     return url

@@ -1,0 +1,63 @@
+# embedstore: two commands do everything on a fresh machine (Python 3.11 + pip).
+#   make demo   index a real media library and run cross-modal searches
+#   make test   lint, type-check and run the whole test suite
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Debian packages with real media that the demo and the tests read (see docs/data.md).
+DEMO_DEBS := tuxpaint-stamps-default
+TEST_DEBS := visp-images-data dataset-fashion-mnist
+
+.PHONY: venv demo test lint typecheck pytest test-data demo-data clean help
+
+help:
+	@echo "make demo   - build .venv, install the demo library, index it and search it"
+	@echo "make test   - build .venv, install test data, run ruff, mypy and pytest"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,postgres]'
+	@touch $@
+
+# Install Debian data packages when missing and when we can (root + apt); otherwise the tests
+# that need them skip with a reason.
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "note: not root, Debian packages$$missing not installed"; fi; \
+	fi
+endef
+
+test-data:
+	$(call apt_install,$(TEST_DEBS))
+
+demo-data:
+	$(call apt_install,$(DEMO_DEBS))
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+pytest: venv test-data
+	$(BIN)/python -m pytest
+
+test: lint typecheck pytest
+
+demo: venv demo-data
+	$(BIN)/embedstore --help
+	$(BIN)/python -m embedstore.demo
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
