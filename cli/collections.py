@@ -1,0 +1,82 @@
+"""``embedstore init`` and ``embedstore collections list|show|create|drop``."""
+
+from __future__ import annotations
+
+import click
+
+from cli.common import as_dict, emit_json, emit_rows, get_engine, output_options
+
+
+def _create(ctx: click.Context, name: str, encoder: str | None, index_spec: str | None) -> None:
+    coll = get_engine(ctx).create_collection(name, encoder=encoder, index_spec=index_spec)
+    info = coll.info()
+    click.echo(
+        f"created collection {info.name!r} (encoder {info.encoder}, dim {info.dim})", err=True
+    )
+
+
+_encoder_opt = click.option("--encoder", help="Encoder name (see: embedstore encoders).")
+_spec_opt = click.option(
+    "--index-spec",
+    help="FAISS index_factory string, e.g. Flat, HNSW32, 'IVF256,Flat' (default auto).",
+)
+
+
+@click.command()
+@click.argument("name")
+@_encoder_opt
+@_spec_opt
+@click.pass_context
+def init(ctx: click.Context, name: str, encoder: str | None, index_spec: str | None) -> None:
+    """Create an empty collection bound to an encoder and an index spec.
+
+    \b
+        embedstore init photos --encoder imagebind_huge --index-spec HNSW32
+    """
+    _create(ctx, name, encoder, index_spec)
+
+
+@click.group()
+def collections() -> None:
+    """List, show, create and drop collections."""
+
+
+@collections.command("list")
+@output_options
+@click.pass_context
+def list_(ctx: click.Context, fmt: str) -> None:
+    """List collections with their encoder and size."""
+    rows = [as_dict(i) for i in get_engine(ctx).store.collections()]
+    emit_rows(rows, fmt, ["name", "encoder", "dim", "index_spec", "items", "vectors"])
+
+
+@collections.command()
+@click.argument("name")
+@click.pass_context
+def show(ctx: click.Context, name: str) -> None:
+    """Show one collection as JSON."""
+    emit_json(as_dict(get_engine(ctx).collection(name).info()))
+
+
+@collections.command()
+@click.argument("name")
+@_encoder_opt
+@_spec_opt
+@click.pass_context
+def create(ctx: click.Context, name: str, encoder: str | None, index_spec: str | None) -> None:
+    """Create an empty collection (same as: embedstore init)."""
+    _create(ctx, name, encoder, index_spec)
+
+
+@collections.command()
+@click.argument("name")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask.")
+@click.pass_context
+def drop(ctx: click.Context, name: str, yes: bool) -> None:
+    """Delete a collection, its items, vectors and index (files are not touched)."""
+    engine = get_engine(ctx)
+    engine.collection(name)
+    if not yes:
+        click.confirm(f"Drop collection {name!r}?", abort=True, err=True)
+    engine.store.drop_collection(name)
+    click.echo(f"dropped collection {name!r}", err=True)

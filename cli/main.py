@@ -1,0 +1,97 @@
+"""The ``embedstore`` command: global flags build the settings, subcommands do the work."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.collections import collections, init
+from cli.encoders import encoders
+from cli.index import index
+from cli.items import ls, rm, show, stats
+from cli.reindex import reindex
+from cli.search import search, similar
+from cli.serve import serve
+from embedstore.config import load_settings
+from embedstore.errors import EmbedstoreError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class Group(click.Group):
+    """A click group that turns embedstore errors into ``Error: ...`` and their exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EmbedstoreError as e:
+            click.echo(f"Error: {e}", err=True)
+            ctx.exit(e.exit_code)
+
+
+@click.group(cls=Group, context_settings=CONTEXT_SETTINGS)
+@click.version_option(package_name="embedstore", prog_name="embedstore")
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML settings file (also EMBEDSTORE_CONFIG).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Data folder: database, indexes, weights (also EMBEDSTORE_DATA_DIR).",
+)
+@click.option(
+    "--database-url",
+    help="SQLAlchemy URL, default SQLite in the data folder (also EMBEDSTORE_DATABASE_URL).",
+)
+@click.option("--device", help="cpu, cuda, cuda:1 or auto (also EMBEDSTORE_DEVICE).")
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "tf32", "bf16", "fp16"]),
+    help="Model precision (also EMBEDSTORE_PRECISION).",
+)
+@click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    config: Path | None,
+    data_dir: Path | None,
+    database_url: str | None,
+    device: str | None,
+    precision: str | None,
+    verbose: int,
+) -> None:
+    """Multimodal embedding search: index media, then search it by text, image or sound.
+
+    \b
+        embedstore index ~/Pictures -c photos
+        embedstore search "a dog on a beach" -c photos -k 5
+        embedstore search --file bark.wav -c photos --in vision
+    """
+    if verbose:
+        logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO)
+    ctx.obj = load_settings(
+        config,
+        data_dir=data_dir,
+        database_url=database_url,
+        device=device,
+        precision=precision,
+    )
+
+
+cli.add_command(init)
+cli.add_command(index)
+cli.add_command(search)
+cli.add_command(similar)
+cli.add_command(ls)
+cli.add_command(show)
+cli.add_command(rm)
+cli.add_command(stats)
+cli.add_command(reindex)
+cli.add_command(serve)
+cli.add_command(encoders)
+cli.add_command(collections)

@@ -1,0 +1,265 @@
+"""The service both edges call: one store, cached encoders, query embedding and ingest."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from embedstore.config import Settings, load_settings
+from embedstore.errors import (
+    EncoderMismatch,
+    InvalidInput,
+    InvalidQuery,
+    UnsupportedMediaType,
+    UnsupportedModality,
+)
+from embedstore.types import IndexReport, SearchResult
+
+if TYPE_CHECKING:
+    from embedstore.encoders import Encoder
+    from embedstore.store import Collection, Store
+
+ProgressCallback = Callable[[int, int], None]
+"""Called as ``progress(files_done, files_total)`` while indexing."""
+
+
+class Engine:
+    """Opens the store lazily, caches encoders by name, and embeds, indexes and searches."""
+
+    def __init__(self, settings: Settings | None = None, *, store: Store | None = None) -> None:
+        self.settings = settings if settings is not None else load_settings()
+        self._store = store
+        self._encoders: dict[str, Encoder] = {}
+        self._lock = threading.RLock()
+        self._encode_lock = threading.Lock()
+        self.encoded_items = 0
+        """How many items went through a model since this engine was made (tests, benchmarks)."""
+
+    # -- resources -------------------------------------------------------------------------------
+    @property
+    def store(self) -> Store:
+        """The catalog, opened on first use."""
+        with self._lock:
+            if self._store is None:
+                from embedstore.store import Store
+
+                self._store = Store.open(self.settings)
+            return self._store
+
+    def encoder(self, name: str | None = None) -> Encoder:
+        """The encoder called ``name`` (default: the configured one), created once and cached."""
+        name = name or self.settings.encoder
+        with self._lock:
+            if name not in self._encoders:
+                from embedstore.encoders import create_encoder
+
+                s = self.settings
+                self._encoders[name] = create_encoder(
+                    name,
+                    device=s.resolved_device(),
+                    precision=s.precision,
+                    weights_path=s.weights_path if name == s.encoder else None,
+                    weights_dir=s.resolved_weights_dir,
+                )
+            return self._encoders[name]
+
+    def encode(self, encoder: Encoder, modality: str, batch: Any) -> np.ndarray:
+        """Embed one stacked batch with ``encoder``; the one place model work happens."""
+        with self._encode_lock:
+            out = encoder.encode(modality, batch)
+            self.encoded_items += len(out)
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    def close(self) -> None:
+        """Release the store (engine pools, open index files)."""
+        with self._lock:
+            close = getattr(self._store, "close", None)
+            if callable(close):
+                close()
+            self._store = None
+
+    # -- collections -----------------------------------------------------------------------------
+    def collection(self, name: str) -> Collection:
+        """The collection called ``name`` (``CollectionNotFound`` if missing)."""
+        return self.store.collection(name)
+
+    def create_collection(
+        self,
+        name: str,
+        encoder: str | None = None,
+        index_spec: str | None = None,
+        exist_ok: bool = False,
+    ) -> Collection:
+        """Create a collection bound to ``encoder`` (checked against the registry, not loaded)."""
+        from embedstore.encoders import get_encoder_info
+
+        info = get_encoder_info(encoder or self.settings.encoder)
+        coll = self.store.create_collection(
+            name,
+            info.name,
+            info.dim,
+            index_spec=index_spec or self.settings.index_spec,
+            exist_ok=exist_ok,
+        )
+        if exist_ok:
+            self._check_encoder(coll, info.name)
+        return coll
+
+    def collection_encoder(self, coll: Collection) -> Encoder:
+        """The (cached) encoder a collection was built with."""
+        return self.encoder(coll.info().encoder)
+
+    @staticmethod
+    def _check_encoder(coll: Collection, encoder: str | None) -> None:
+        info = coll.info()
+        if encoder and encoder != info.encoder:
+            raise EncoderMismatch(
+                f"Collection {info.name!r} uses encoder {info.encoder!r}, not {encoder!r}; "
+                f"index into a new collection or run: embedstore reindex -c {info.name} "
+                f"--encoder {encoder}"
+            )
+
+    # -- indexing --------------------------------------------------------------------------------
+    def index(
+        self,
+        paths: Iterable[Path | str],
+        collection: str,
+        *,
+        encoder: str | None = None,
+        modality: str | None = None,
+        modality_rules: Mapping[str, str] | None = None,
+        include: Iterable[str] | None = None,
+        exclude: Iterable[str] | None = None,
+        prune: bool = False,
+        progress: ProgressCallback | None = None,
+        batch_size: int | None = None,
+        workers: int | None = None,
+    ) -> IndexReport:
+        """Index files and folders into ``collection`` (created with ``encoder`` if missing)."""
+        from embedstore.errors import CollectionNotFound
+        from embedstore.ingest import IndexOptions, index_paths
+
+        try:
+            coll = self.collection(collection)
+        except CollectionNotFound:
+            coll = self.create_collection(collection, encoder=encoder, exist_ok=True)
+        self._check_encoder(coll, encoder)
+        options = IndexOptions(
+            modality=modality,
+            rules=dict(modality_rules or {}),
+            include=tuple(include or ()),
+            exclude=tuple(exclude or ()),
+            prune=prune,
+            batch_size=batch_size or self.settings.batch_size,
+            workers=self.settings.workers if workers is None else workers,
+        )
+        return index_paths(self, coll, [Path(p) for p in paths], options, progress=progress)
+
+    # -- queries ---------------------------------------------------------------------------------
+    def embed_query(
+        self, collection: str | Collection, modality: str, source: str | Path | bytes
+    ) -> np.ndarray:
+        """Embed one query (text ``str``, a file ``Path`` or raw ``bytes``) as a ``(1, dim)`` vector."""
+        from embedstore.modalities import VideoItem, load
+
+        coll = self.collection(collection) if isinstance(collection, str) else collection
+        enc = self.collection_encoder(coll)
+        item = load(modality, source)
+        if isinstance(item, VideoItem):
+            self._require(enc, "vision")
+            clips = self.encode(enc, "vision", item.clips)
+            vec = clips.mean(axis=0, keepdims=True)
+            return np.asarray(vec / max(float(np.linalg.norm(vec)), 1e-12), dtype=np.float32)
+        self._require(enc, modality)
+        return self.encode(enc, modality, item.unsqueeze(0))
+
+    @staticmethod
+    def _require(enc: Encoder, modality: str) -> None:
+        if modality not in enc.modalities:
+            raise UnsupportedModality(
+                f"Encoder {enc.name!r} cannot embed {modality!r}; it knows: "
+                f"{', '.join(sorted(enc.modalities))}"
+            )
+
+    def search(
+        self,
+        collection: str,
+        *,
+        text: str | None = None,
+        file: Path | str | None = None,
+        data: bytes | None = None,
+        vector: np.ndarray | list[float] | None = None,
+        item_id: int | str | None = None,
+        modality: str | None = None,
+        k: int = 10,
+        modalities: Iterable[str] | None = None,
+        where: dict[str, Any] | None = None,
+        offset: int = 0,
+    ) -> list[SearchResult]:
+        """Search by exactly one of text, file, raw data, vector or a stored item."""
+        given = [x is not None for x in (text, file, data, vector, item_id)]
+        if sum(given) != 1:
+            raise InvalidQuery("Give exactly one of text, file, data, vector or item_id")
+        if k < 1:
+            raise InvalidQuery(f"k must be at least 1, got {k}", field="k")
+        coll = self.collection(collection)
+        mods = sorted(set(modalities)) if modalities else None
+        if item_id is not None:
+            iid = item_id if isinstance(item_id, int) else coll.get_item(item_id).id
+            return coll.similar_to(iid, k, modalities=mods, where=where, offset=offset)
+        if vector is not None:
+            q = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        elif text is not None:
+            q = self.embed_query(coll, "text", text)
+        elif file is not None:
+            path = Path(file)
+            q = self.embed_query(coll, modality or self._guess(path), path)
+        else:
+            if modality is None:
+                raise InvalidInput(
+                    "Raw data needs its modality (e.g. vision, audio)", field="modality"
+                )
+            assert data is not None
+            q = self.embed_query(coll, modality, data)
+        return coll.search(q, k, modalities=mods, where=where, offset=offset)[0]
+
+    def similar(
+        self,
+        collection: str,
+        item: int | str,
+        *,
+        k: int = 10,
+        modalities: Iterable[str] | None = None,
+        where: dict[str, Any] | None = None,
+    ) -> list[SearchResult]:
+        """Neighbours of a stored item, given by id or URI."""
+        return self.search(collection, item_id=item, k=k, modalities=modalities, where=where)
+
+    @staticmethod
+    def _guess(path: Path) -> str:
+        from embedstore.modalities import guess_modality
+
+        modality = guess_modality(path)
+        if modality is None:
+            raise UnsupportedMediaType(
+                f"Cannot tell the modality of {str(path)!r} from its type; name it (e.g. --modality depth)"
+            )
+        return modality
+
+    # -- maintenance -----------------------------------------------------------------------------
+    def reindex(
+        self, collection: str, *, index_spec: str | None = None, encoder: str | None = None
+    ) -> Any:
+        """Rebuild the index (new spec) or re-embed with another encoder; swap when verified."""
+        coll = self.collection(collection)
+        if encoder and encoder != coll.info().encoder:
+            from embedstore.ingest import reembed_collection
+
+            reembed_collection(self, collection, encoder, index_spec)
+        else:
+            coll.reindex(index_spec)
+        return self.collection(collection).info()
