@@ -1,0 +1,184 @@
+"""Query embedding and search for the API: decoding off the loop, encoding through the batcher."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+
+from embedstore.errors import DimensionMismatch, InvalidQuery, UnknownModality, UnsupportedModality
+from embedstore.types import SearchResult
+
+if TYPE_CHECKING:
+    from embedstore.api.batcher import DynamicBatcher
+    from embedstore.config import Settings
+    from embedstore.engine import Engine
+    from embedstore.store import Collection
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The collection a query runs against, with what the query path needs to know about it."""
+
+    collection: Collection
+    encoder: str
+    dim: int
+    modalities: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchOptions:
+    """Where to look and how many hits: the part of a search shared by every kind of query."""
+
+    k: int = 10
+    offset: int = 0
+    modalities: list[str] | None = None
+    where: dict[str, Any] | None = None
+
+
+class QueryService:
+    """Turns API queries into vectors (batched on the model) and runs them against the store."""
+
+    def __init__(self, engine: Engine, batcher: DynamicBatcher, settings: Settings) -> None:
+        self.engine = engine
+        self.batcher = batcher
+        self.settings = settings
+
+    # -- validation --------------------------------------------------------------------------------
+    def check_options(self, opts: SearchOptions) -> SearchOptions:
+        """Enforce ``max_k`` and known modalities (400/422 naming the field)."""
+        from embedstore.modalities import list_modalities
+
+        max_k = self.settings.max_k
+        if opts.k > max_k:
+            raise InvalidQuery(f"k={opts.k} exceeds the server's max_k={max_k}", field="k")
+        if opts.k + opts.offset > max_k:
+            raise InvalidQuery(
+                f"k + offset = {opts.k + opts.offset} exceeds the server's max_k={max_k}",
+                field="offset",
+            )
+        if opts.modalities:
+            known = set(list_modalities())
+            unknown = sorted(set(opts.modalities) - known)
+            if unknown:
+                raise UnknownModality(
+                    f"Unknown modality {unknown[0]!r} in 'modalities'; known: "
+                    f"{', '.join(sorted(known))}",
+                    field="modalities",
+                )
+        return opts
+
+    @staticmethod
+    def check_modality(modality: str | None) -> None:
+        """422 for a modality name that is not registered (None passes)."""
+        from embedstore.modalities import list_modalities
+
+        if modality is not None and modality not in list_modalities():
+            raise UnknownModality(
+                f"Unknown modality {modality!r}; known: {', '.join(sorted(list_modalities()))}",
+                field="modality",
+            )
+
+    def check_text(self, text: str) -> str:
+        """Enforce ``max_query_chars``."""
+        if len(text) > self.settings.max_query_chars:
+            raise InvalidQuery(
+                f"Query text has {len(text)} characters; the limit is "
+                f"{self.settings.max_query_chars} (max_query_chars)",
+                field="text",
+            )
+        return text
+
+    # -- resolution (runs in a worker thread) ------------------------------------------------------
+    def target(self, name: str) -> Target:
+        """The collection and its encoder (loaded on first use)."""
+        coll = self.engine.collection(name)
+        enc = self.engine.collection_encoder(coll)
+        return Target(coll, enc.name, coll.info().dim, frozenset(enc.modalities))
+
+    def _decode(self, name: str, modality: str, source: str | bytes) -> tuple[Target, Any]:
+        from embedstore.modalities import DecodeLimits, load
+
+        target = self.target(name)
+        check = modality if modality != "video" else "vision"
+        if check not in target.modalities:
+            raise UnsupportedModality(
+                f"Encoder {target.encoder!r} of collection {name!r} cannot embed {modality!r}; "
+                f"it knows: {', '.join(sorted(target.modalities))}",
+                field="modality",
+            )
+        item = load(modality, source, limits=DecodeLimits.from_settings(self.settings))
+        return target, item
+
+    # -- queries -----------------------------------------------------------------------------------
+    async def embed(
+        self, name: str, modality: str, source: str | bytes
+    ) -> tuple[Target, np.ndarray]:
+        """Decode ``source`` off the event loop and embed it through the batcher: ``(dim,)``."""
+        from embedstore.modalities import VideoItem
+
+        target, item = await run_in_threadpool(self._decode, name, modality, source)
+        if isinstance(item, VideoItem):  # many clips: one direct call, averaged by the engine
+            vec = await run_in_threadpool(
+                self.engine.embed_query, target.collection, modality, source
+            )
+            return target, np.asarray(vec, dtype=np.float32).reshape(-1)
+        return target, await self.batcher.embed(target.encoder, modality, item)
+
+    async def search_source(
+        self, name: str, modality: str, source: str | bytes, opts: SearchOptions
+    ) -> list[SearchResult]:
+        """Search with text (``modality='text'``) or the bytes of a media file."""
+        target, vec = await self.embed(name, modality, source)
+        return await run_in_threadpool(self._search, target.collection, vec, opts)
+
+    async def search_vector(
+        self, name: str, vector: Sequence[float], opts: SearchOptions
+    ) -> list[SearchResult]:
+        """Search with a raw vector (normalised here, so scores stay cosine similarities)."""
+
+        def run() -> list[SearchResult]:
+            target = self.target(name)
+            if len(vector) != target.dim:
+                raise DimensionMismatch(
+                    f"Vector has {len(vector)} dimensions; collection {name!r} has {target.dim}",
+                    field="vector",
+                )
+            if not all(math.isfinite(x) for x in vector):
+                raise InvalidQuery("Vector contains NaN or infinite values", field="vector")
+            q = np.asarray(vector, dtype=np.float32)
+            norm = float(np.linalg.norm(q))
+            if not math.isfinite(norm) or norm == 0.0:
+                raise InvalidQuery("Vector must be finite and non-zero", field="vector")
+            return self._search(target.collection, q / norm, opts)
+
+        return await run_in_threadpool(run)
+
+    async def search_item(self, name: str, item_id: int, opts: SearchOptions) -> list[SearchResult]:
+        """Neighbours of a stored item."""
+
+        def run() -> list[SearchResult]:
+            coll = self.engine.collection(name)
+            return coll.similar_to(
+                item_id, opts.k, modalities=opts.modalities, where=opts.where, offset=opts.offset
+            )
+
+        return await run_in_threadpool(run)
+
+    @staticmethod
+    def _search(coll: Collection, vec: np.ndarray, opts: SearchOptions) -> list[SearchResult]:
+        q = np.ascontiguousarray(vec, dtype=np.float32).reshape(1, -1)
+        hits = coll.search(
+            q, opts.k, modalities=opts.modalities, where=opts.where, offset=opts.offset
+        )
+        return hits[0]
+
+
+def elapsed_ms(start: float) -> float:
+    """Milliseconds since ``start`` (a ``time.perf_counter()`` value), rounded to 0.01."""
+    return round((time.perf_counter() - start) * 1000.0, 2)
