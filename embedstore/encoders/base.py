@@ -1,0 +1,112 @@
+"""The `Encoder` interface and the device/precision helpers every torch family shares."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from contextlib import nullcontext
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from embedstore.errors import InvalidConfig, InvalidInput, UnsupportedModality
+
+PRECISIONS: dict[str, torch.dtype] = {
+    "fp32": torch.float32,
+    "tf32": torch.float32,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` picks ``cuda`` when a GPU is visible, else ``cpu``; other values are checked."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise InvalidConfig(f"Invalid device {device!r}: {e}", field="device") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidConfig(
+            f"device {device!r} was asked for but CUDA is not available", field="device"
+        )
+    return dev
+
+
+def resolve_dtype(precision: str) -> torch.dtype:
+    """Map ``fp32``/``tf32``/``bf16``/``fp16`` to the parameter dtype."""
+    if precision not in PRECISIONS:
+        raise InvalidConfig(
+            f"Unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}",
+            field="precision",
+        )
+    return PRECISIONS[precision]
+
+
+def enable_tf32(device: torch.device, precision: str) -> None:
+    """Let CUDA matmuls use TF32 when precision is ``tf32`` (a process-wide torch setting)."""
+    if precision == "tf32" and device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def l2_normalize(x: torch.Tensor) -> torch.Tensor:
+    """Row-wise L2 normalisation in float32 (``x / max(|x|, 1e-12)``)."""
+    return torch.nn.functional.normalize(x.float(), dim=-1)
+
+
+class Encoder(ABC):
+    """Turns stacked, preprocessed items of one modality into L2-normalised float32 vectors."""
+
+    name: str
+    dim: int
+    modalities: frozenset[str]
+    version: str
+    device: torch.device
+    precision: str = "fp32"
+    family: ClassVar[str] = ""
+
+    @abstractmethod
+    def encode(self, modality: str, batch: torch.Tensor) -> np.ndarray:
+        """Embed a batch as stacked by ``embedstore.modalities.load``: float32 (B, dim), unit rows."""
+
+    def check_modality(self, modality: str) -> None:
+        """Raise `UnsupportedModality` when this encoder cannot embed ``modality``."""
+        if modality not in self.modalities:
+            raise UnsupportedModality(
+                f"Encoder {self.name!r} cannot embed {modality!r}; it supports "
+                f"{', '.join(sorted(self.modalities))}",
+                field="modality",
+            )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(name={self.name!r}, dim={self.dim}, device={str(self.device)!r}, "
+            f"precision={self.precision!r})"
+        )
+
+
+def as_batch(modality: str, batch: Any, ndims: tuple[int, ...], name: str) -> torch.Tensor:
+    """Check that ``batch`` is a tensor with one of the allowed ranks, else raise `InvalidInput`."""
+    if isinstance(batch, np.ndarray):
+        batch = torch.from_numpy(batch)
+    if not isinstance(batch, torch.Tensor):
+        raise InvalidInput(
+            f"{name}: a {modality} batch must be a torch.Tensor, got {type(batch).__name__}",
+            field=modality,
+        )
+    if batch.ndim not in ndims:
+        raise InvalidInput(
+            f"{name}: a {modality} batch must have {' or '.join(map(str, ndims))} dimensions, "
+            f"got shape {tuple(batch.shape)}",
+            field=modality,
+        )
+    return batch
+
+
+def autocast_for(device: torch.device, dtype: torch.dtype) -> Any:
+    """An autocast context for reduced precision on ``device`` (a no-op for fp32)."""
+    if dtype == torch.float32:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)

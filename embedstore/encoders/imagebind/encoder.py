@@ -1,0 +1,179 @@
+"""The ImageBind encoder family: ``imagebind_huge`` (official weights) and ``imagebind_test``."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from embedstore.encoders.base import (
+    Encoder,
+    as_batch,
+    enable_tf32,
+    resolve_device,
+    resolve_dtype,
+)
+from embedstore.encoders.imagebind.init import init_weights
+from embedstore.encoders.imagebind.model import MODALITIES, ImageBindModel
+from embedstore.encoders.registry import register_encoder
+from embedstore.encoders.weights import WeightsSource, resolve_weights
+from embedstore.errors import ChecksumMismatch
+
+log = logging.getLogger(__name__)
+
+HUGE_CONFIG: dict[str, Any] = {
+    "vision_embed_dim": 1280,
+    "vision_num_blocks": 32,
+    "vision_num_heads": 16,
+    "text_embed_dim": 1024,
+    "text_num_blocks": 24,
+    "text_num_heads": 16,
+    "out_embed_dim": 1024,
+    "audio_drop_path": 0.1,
+    "imu_drop_path": 0.7,
+}
+TEST_CONFIG: dict[str, Any] = {
+    "out_embed_dim": 64,
+    **{f"{m}_embed_dim": 32 for m in MODALITIES},
+    **{f"{m}_num_blocks": 1 for m in MODALITIES},
+    **{f"{m}_num_heads": 2 for m in MODALITIES},
+    "vision_embed_dim": 64,
+    "vision_num_blocks": 2,
+}
+TEST_SEED = 0
+HUGE_WEIGHTS = WeightsSource(
+    file_name="imagebind_huge.pth",
+    url="https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth",
+    sha256=None,  # not published; set EMBEDSTORE_IMAGEBIND_HUGE_SHA256 to enforce one
+    url_env="EMBEDSTORE_IMAGEBIND_HUGE_URL",
+    sha256_env="EMBEDSTORE_IMAGEBIND_HUGE_SHA256",
+)
+VISION_NDIMS = (4, 5)  # images (B,3,H,W) and single clips (B,3,T,H,W)
+
+
+def file_fingerprint(path: Path) -> str:
+    """A cheap identity of a large file: sha256 over its size and first and last MiB."""
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with path.open("rb") as f:
+        digest.update(f.read(1 << 20))
+        f.seek(max(0, size - (1 << 20)))
+        digest.update(f.read(1 << 20))
+    return digest.hexdigest()[:12]
+
+
+def load_checkpoint(config: dict[str, Any], path: Path) -> ImageBindModel:
+    """Build the model on the meta device and assign the checkpoint's tensors (strict keys/shapes)."""
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    with torch.device("meta"):
+        model = ImageBindModel(**config)
+    try:
+        model.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as e:
+        raise ChecksumMismatch(
+            f"{path} is not a checkpoint of this ImageBind configuration: {e}", field="weights_path"
+        ) from e
+    return model.eval()
+
+
+class ImageBindEncoder(Encoder):
+    """Embeds all six ImageBind modalities with one `ImageBindModel`."""
+
+    family = "imagebind"
+
+    def __init__(
+        self,
+        name: str,
+        model: ImageBindModel,
+        *,
+        version: str,
+        device: str = "auto",
+        precision: str = "fp32",
+        compile: bool = False,
+    ) -> None:
+        self.name = name
+        self.device = resolve_device(device)
+        self.precision = precision
+        dtype = resolve_dtype(precision)
+        enable_tf32(self.device, precision)
+        self.model = model.to(device=self.device, dtype=dtype).eval()
+        self.dim = model.out_embed_dim
+        self.modalities = frozenset(MODALITIES)
+        self.version = f"{version}/{precision}"
+        self._encode = torch.compile(model.encode_items) if compile else model.encode_items
+
+    def encode(self, modality: str, batch: torch.Tensor) -> np.ndarray:
+        """Embed (B, ...) items; vision takes images (B,3,224,224) or single clips (B,3,2,224,224).
+
+        Audio (B, 3, 1, 128, 204) averages the 3 clips of each item like the official model.
+        """
+        self.check_modality(modality)
+        ndims = VISION_NDIMS if modality == "vision" else (2,) if modality == "text" else (3, 4, 5)
+        batch = as_batch(modality, batch, ndims, self.name)
+        with torch.inference_mode():
+            batch = batch.to(self.device, non_blocking=True)
+            if batch.ndim == 5 and modality != "vision":
+                b, s = batch.shape[:2]
+                emb = self._encode(modality, batch.flatten(0, 1)).view(b, s, -1).mean(dim=1)
+                emb = torch.nn.functional.normalize(emb, dim=-1)
+            else:
+                emb = self._encode(modality, batch)
+            return emb.cpu().numpy()
+
+
+@register_encoder(
+    "imagebind_huge",
+    family="imagebind",
+    dim=1024,
+    modalities=MODALITIES,
+    description="ImageBind huge (official weights, 1.2B parameters): vision, text, audio, depth, "
+    "thermal, imu in one 1024-d space",
+    weights_file=HUGE_WEIGHTS.file_name,
+)
+def imagebind_huge(
+    *,
+    device: str = "auto",
+    precision: str = "fp32",
+    weights_path: Path | None = None,
+    weights_dir: Path | None = None,
+) -> ImageBindEncoder:
+    """The official ImageBind huge model; weights from a path, the cache or the official URL."""
+    path = resolve_weights(HUGE_WEIGHTS, weights_path=weights_path, weights_dir=weights_dir)
+    model = load_checkpoint(HUGE_CONFIG, path)
+    version = f"imagebind_huge:{file_fingerprint(path)}"
+    return ImageBindEncoder(
+        "imagebind_huge", model, version=version, device=device, precision=precision
+    )
+
+
+@register_encoder(
+    "imagebind_test",
+    family="imagebind",
+    dim=64,
+    modalities=MODALITIES,
+    description="Tiny seeded random ImageBind (64-d) for tests and CPU smoke benchmarks; no weights",
+)
+def imagebind_test(
+    *,
+    device: str = "auto",
+    precision: str = "fp32",
+    weights_path: Path | None = None,
+    weights_dir: Path | None = None,
+) -> ImageBindEncoder:
+    """A tiny deterministic random-init ImageBind; ``weights_path`` loads a matching state dict."""
+    if weights_path is not None:
+        model = load_checkpoint(TEST_CONFIG, weights_path)
+        version = f"imagebind_test:{file_fingerprint(weights_path)}"
+    else:
+        model = ImageBindModel(**TEST_CONFIG)
+        init_weights(model, seed=TEST_SEED)
+        version = f"imagebind_test:seed{TEST_SEED}"
+    return ImageBindEncoder(
+        "imagebind_test", model, version=version, device=device, precision=precision
+    )
