@@ -1,0 +1,215 @@
+"""Decode in worker processes, embed in batches per modality, write in a committing thread."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from embedstore.ingest.plan import Group
+from embedstore.ingest.walk import FileEntry
+
+if TYPE_CHECKING:
+    from embedstore.encoders import Encoder
+    from embedstore.engine import Engine
+    from embedstore.store import Collection, NewItem
+
+log = logging.getLogger(__name__)
+
+FailureRow = tuple[str, str, int, float, str | None]
+
+
+def metadata_of(entry: FileEntry, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The user-visible metadata stored with every indexed file."""
+    name = entry.uri.rsplit("/", 1)[-1]
+    folder = entry.uri.rsplit("/", 2)[-2] if entry.uri.count("/") >= 2 else ""
+    ext = ("." + name.rsplit(".", 1)[-1].lower()) if "." in name else ""
+    return {"name": name, "ext": ext, "folder": folder, "size": entry.size, **(extra or {})}
+
+
+class Writer(threading.Thread):
+    """Commits batches of items and failures in order, one transaction per batch."""
+
+    def __init__(self, coll: Collection, on_written: Callable[[int], None]) -> None:
+        super().__init__(name="embedstore-writer", daemon=True)
+        self.coll = coll
+        self.queue: queue.Queue[tuple[list[NewItem], list[FailureRow]] | None] = queue.Queue(8)
+        self.on_written = on_written
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while (job := self.queue.get()) is not None:
+            if self.error is not None:
+                continue
+            items, failures = job
+            try:
+                if items:
+                    self.coll.add_items(items)
+                if failures:
+                    self.coll.record_failures(failures)
+                self.on_written(len(items) + len(failures))
+            except BaseException as e:  # re-raised in the main thread by close()
+                self.error = e
+
+    def put(self, items: list[NewItem], failures: list[FailureRow] | None = None) -> None:
+        """Queue one batch (blocks while the writer is 8 batches behind)."""
+        if self.error is not None:
+            raise self.error
+        if items or failures:
+            self.queue.put((items, failures or []))
+
+    def close(self) -> None:
+        """Flush everything queued, stop, and re-raise a write error."""
+        self.queue.put(None)
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
+@dataclass(slots=True)
+class Slot:
+    """An item being embedded: its vectors fill in as their batches run."""
+
+    group: Group
+    modality: str
+    metadata: dict[str, Any]
+    specs: list[tuple[str, int, float | None, float | None]]  # modality, segment, start, end
+    vectors: list[np.ndarray | None] = field(default_factory=list)
+    remaining: int = 0
+
+
+class Embedder:
+    """Collects decoded pieces per (encoder modality, shape) and runs full batches."""
+
+    def __init__(
+        self, engine: Engine, encoder: Encoder, batch_size: int, done: Callable[[Slot], None]
+    ) -> None:
+        self.engine, self.encoder, self.batch_size, self.done = engine, encoder, batch_size, done
+        self.pending: dict[tuple[str, tuple[int, ...]], list[tuple[Slot, int, Any]]] = {}
+
+    def add(self, entry: Group, modality: str, decoded: Any) -> None:
+        """Split one decoded item into pieces (video: clips + sound track) and queue them."""
+        from embedstore.modalities import VideoItem
+
+        if isinstance(decoded, VideoItem):
+            pieces = [
+                ("vision", i, s, e, decoded.clips[i])
+                for i, (s, e) in enumerate(zip(decoded.starts, decoded.ends))
+            ]
+            if decoded.audio is not None and "audio" in self.encoder.modalities:
+                pieces.append(("audio", 0, 0.0, float(decoded.duration), decoded.audio))
+            extra = {"duration": float(decoded.duration), "clips": len(decoded.starts)}
+        else:
+            pieces = [(modality, 0, None, None, decoded)]
+            extra = {}
+        slot = Slot(entry, modality, metadata_of(entry.leader, extra), [p[:4] for p in pieces])
+        slot.vectors = [None] * len(pieces)
+        slot.remaining = len(pieces)
+        for i, (mod, *_rest, tensor) in enumerate(pieces):
+            key = (mod, tuple(tensor.shape))
+            bucket = self.pending.setdefault(key, [])
+            bucket.append((slot, i, tensor))
+            if len(bucket) >= self.batch_size:
+                self._run(key)
+
+    def flush(self) -> None:
+        """Run every partial batch."""
+        for key in list(self.pending):
+            self._run(key)
+
+    def _run(self, key: tuple[str, tuple[int, ...]]) -> None:
+        import torch
+
+        bucket = self.pending.pop(key, [])
+        if not bucket:
+            return
+        batch = torch.stack([t for _, _, t in bucket])
+        vectors = self.engine.encode(self.encoder, key[0], batch)
+        for (slot, i, _), vec in zip(bucket, vectors):
+            slot.vectors[i] = vec
+            slot.remaining -= 1
+            if slot.remaining == 0:
+                self.done(slot)
+
+
+def items_of(slot: Slot) -> list[NewItem]:
+    """The stored items for a finished slot: the leader and its byte-identical followers."""
+    from embedstore.store import NewItem, NewVector
+
+    vectors = [
+        NewVector(mod, vec, segment=seg, start=start, end=end)
+        for (mod, seg, start, end), vec in zip(slot.specs, slot.vectors)
+        if vec is not None
+    ]
+    g = slot.group
+    return [
+        NewItem(
+            e.uri,
+            slot.modality,
+            g.content_hash,
+            e.size,
+            e.mtime,
+            metadata_of(e, {k: v for k, v in slot.metadata.items() if k in ("duration", "clips")}),
+            vectors,
+        )
+        for e in [g.leader, *g.followers]
+    ]
+
+
+def decode_groups(groups: Sequence[Group], workers: int) -> Iterator[tuple[Group, Any]]:
+    """Decode each group's leader in worker processes; yields (group, tensor or exception)."""
+    from pathlib import Path
+
+    from embedstore.modalities import DecodeTask, decode_many
+
+    tasks = (DecodeTask(i, g.leader.modality, Path(g.leader.uri)) for i, g in enumerate(groups))
+    for task, result in decode_many(tasks, workers):
+        yield groups[task.key], result
+
+
+class DecodeAhead(threading.Thread):
+    """Runs ``decode_groups`` in a thread so decoding continues while the caller embeds."""
+
+    _END = object()
+
+    def __init__(self, groups: Sequence[Group], workers: int, ahead: int) -> None:
+        super().__init__(name="embedstore-decode", daemon=True)
+        self.groups, self.workers = groups, workers
+        self.queue: queue.Queue[Any] = queue.Queue(max(ahead, 1))
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            for pair in decode_groups(self.groups, self.workers):
+                while not self.stop.is_set():
+                    try:
+                        self.queue.put(pair, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if self.stop.is_set():
+                    return
+        except BaseException as e:  # re-raised in the consumer
+            self.error = e
+        finally:
+            self.queue.put(self._END)
+
+    def __iter__(self) -> Iterator[tuple[Group, Any]]:
+        self.start()
+        try:
+            while (pair := self.queue.get()) is not self._END:
+                yield pair
+        finally:
+            self.stop.set()
+            while self.is_alive():
+                with contextlib.suppress(queue.Empty):
+                    self.queue.get(timeout=0.1)
+        if self.error is not None:
+            raise self.error

@@ -1,0 +1,112 @@
+"""Deciding what each walked file needs: nothing, a stat touch, a move, a vector copy, or a model."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from embedstore.ingest.walk import FileEntry
+
+if TYPE_CHECKING:
+    from embedstore.store import Collection
+
+CHUNK = 500
+
+
+@dataclass(slots=True)
+class Group:
+    """Files with the same bytes: the leader is decoded and embedded, the others get copies."""
+
+    content_hash: str
+    leader: FileEntry
+    followers: list[FileEntry] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Plan:
+    """The work one ``index`` run has to do, file by file."""
+
+    existing: dict[str, Any] = field(default_factory=dict)  # uri -> FileState
+    unchanged: int = 0
+    touch: list[tuple[int, FileEntry]] = field(default_factory=list)
+    moves: list[tuple[int, FileEntry]] = field(default_factory=list)
+    copies: list[tuple[int, FileEntry, str]] = field(default_factory=list)
+    groups: list[Group] = field(default_factory=list)
+    failures: list[tuple[FileEntry, str]] = field(default_factory=list)
+
+    @property
+    def to_embed(self) -> int:
+        """Files whose leader needs decoding (the followers ride along)."""
+        return sum(1 + len(g.followers) for g in self.groups)
+
+
+def hash_file(path: str) -> str:
+    """SHA-256 of a file's bytes, hex."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _hash_all(entries: Sequence[FileEntry]) -> list[str | OSError]:
+    def one(e: FileEntry) -> str | OSError:
+        try:
+            return hash_file(e.uri)
+        except OSError as err:
+            return err
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(one, entries))
+
+
+def _chunks(seq: Sequence[Any], n: int = CHUNK) -> list[Sequence[Any]]:
+    return [seq[i : i + n] for i in range(0, len(seq), n)]
+
+
+def make_plan(coll: Collection, entries: Sequence[FileEntry]) -> Plan:
+    """Compare the walk with the catalog; hash only files whose (size, mtime) changed."""
+    plan = Plan()
+    for chunk in _chunks(entries):
+        plan.existing.update(coll.file_states([e.uri for e in chunk]))
+    todo: list[FileEntry] = []
+    for e in entries:
+        st = plan.existing.get(e.uri)
+        if st is not None and st.status == "ok" and st.size == e.size and st.mtime == e.mtime:
+            plan.unchanged += 1
+        else:
+            todo.append(e)
+    if not todo:
+        return plan
+    hashed: list[tuple[FileEntry, str]] = []
+    for e, h in zip(todo, _hash_all(todo)):
+        if isinstance(h, OSError):
+            plan.failures.append((e, f"cannot read: {h.strerror or h}"))
+            continue
+        st = plan.existing.get(e.uri)
+        if st is not None and st.status == "ok" and st.content_hash == h:
+            plan.touch.append((st.id, e))
+        else:
+            hashed.append((e, h))
+    known: dict[str, int] = {}
+    for chunk in _chunks(sorted({h for _, h in hashed})):
+        known.update(coll.items_by_hash(list(chunk)))
+    walked = {e.uri for e in entries}
+    moved_from: set[int] = set()
+    groups: dict[str, Group] = {}
+    for e, h in hashed:
+        if h in known:
+            source = known[h]
+            old_uri = coll.get_item(source).uri
+            if source not in moved_from and old_uri not in walked and not os.path.exists(old_uri):
+                moved_from.add(source)
+                plan.moves.append((source, e))
+            else:
+                plan.copies.append((source, e, h))
+        elif h in groups:
+            groups[h].followers.append(e)
+        else:
+            groups[h] = Group(h, e)
+    plan.groups = list(groups.values())
+    return plan

@@ -1,0 +1,222 @@
+"""``index_paths``: one incremental, resumable indexing run over files and folders."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from embedstore.errors import EmbedstoreError
+from embedstore.ingest.pipeline import DecodeAhead, Embedder, FailureRow, Slot, Writer, items_of
+from embedstore.ingest.plan import Plan, make_plan
+from embedstore.ingest.walk import FileEntry, walk
+from embedstore.types import Failure, IndexReport
+
+if TYPE_CHECKING:
+    from embedstore.engine import Engine
+    from embedstore.store import Collection, NewItem
+
+
+@dataclass(frozen=True, slots=True)
+class IndexOptions:
+    """How to walk and process the inputs of one run."""
+
+    modality: str | None = None
+    rules: dict[str, str] = field(default_factory=dict)
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    prune: bool = False
+    batch_size: int = 32
+    workers: int = 1
+
+
+@dataclass(slots=True)
+class _Counts:
+    added: int = 0
+    updated: int = 0
+    moved: int = 0
+    deduplicated: int = 0
+    removed: int = 0
+    failed: list[Failure] = field(default_factory=list)
+    done: int = 0
+
+
+def _failure_row(e: FileEntry, reason: str, content_hash: str | None = None) -> FailureRow:
+    return (e.uri, reason, e.size, e.mtime, content_hash)
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err) if isinstance(err, EmbedstoreError) else f"{type(err).__name__}: {err}"
+    return " ".join(text.split()) or type(err).__name__
+
+
+def index_paths(
+    engine: Engine,
+    coll: Collection,
+    paths: Sequence[Path],
+    options: IndexOptions,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> IndexReport:
+    """Walk, diff against the catalog, then decode, embed and write what changed."""
+    t0 = time.perf_counter()
+    entries, roots = walk(
+        paths,
+        modality=options.modality,
+        rules=options.rules,
+        include=options.include,
+        exclude=options.exclude,
+    )
+    return index_entries(engine, coll, entries, options, roots=roots, progress=progress, t0=t0)
+
+
+def index_entries(
+    engine: Engine,
+    coll: Collection,
+    entries: Sequence[FileEntry],
+    options: IndexOptions,
+    *,
+    roots: Sequence[str] = (),
+    progress: Callable[[int, int], None] | None = None,
+    t0: float | None = None,
+) -> IndexReport:
+    """Index already-walked files (each with its modality); prune under ``roots``."""
+    t0 = time.perf_counter() if t0 is None else t0
+    plan = make_plan(coll, entries)
+    c = _Counts(done=plan.unchanged)
+    total = len(entries)
+
+    def tick(n: int) -> None:
+        c.done += n
+        if progress is not None:
+            progress(min(c.done, total), total)
+
+    tick(0)
+    writer = Writer(coll, tick)
+    writer.start()
+    try:
+        _apply_cheap(coll, plan, c, writer, options.batch_size)
+        _embed(engine, coll, plan, c, writer, options)
+    finally:
+        writer.close()
+    if options.prune:
+        c.removed = _prune(coll, roots)
+    return IndexReport(
+        added=c.added,
+        updated=c.updated,
+        unchanged=plan.unchanged + len(plan.touch),
+        removed=c.removed,
+        moved=c.moved,
+        deduplicated=c.deduplicated,
+        failed=tuple(c.failed),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _count(c: _Counts, plan: Plan, uri: str) -> None:
+    if uri in plan.existing:
+        c.updated += 1
+    else:
+        c.added += 1
+
+
+def _apply_cheap(coll: Collection, plan: Plan, c: _Counts, writer: Writer, batch: int) -> None:
+    """Touches, moves and copies of stored vectors: no decoding, no model."""
+    from embedstore.store import NewItem
+
+    for item_id, e in plan.touch:
+        coll.move_item(item_id, e.uri, e.size, e.mtime)
+    for item_id, e in plan.moves:
+        st = plan.existing.get(e.uri)
+        if st is not None and st.id != item_id:
+            coll.remove(ids=[st.id])
+        coll.move_item(item_id, e.uri, e.size, e.mtime)
+        c.moved += 1
+    c.done += len(plan.touch) + len(plan.moves)
+    rows: list[FailureRow] = []
+    for e, reason in plan.failures:
+        rows.append(_failure_row(e, reason))
+        c.failed.append(Failure(e.uri, reason))
+    writer.put([], rows)
+    pending: list[NewItem] = []
+    for source, e, h in plan.copies:
+        from embedstore.ingest.pipeline import metadata_of
+
+        src = coll.get_item(source)
+        pending.append(
+            NewItem(
+                e.uri, src.modality, h, e.size, e.mtime, metadata_of(e), coll.vectors_of(source)
+            )
+        )
+        _count(c, plan, e.uri)
+        c.deduplicated += 1
+        if len(pending) >= batch:
+            writer.put(pending)
+            pending = []
+    writer.put(pending)
+
+
+def _embed(
+    engine: Engine,
+    coll: Collection,
+    plan: Plan,
+    c: _Counts,
+    writer: Writer,
+    options: IndexOptions,
+) -> None:
+    """Decode the group leaders in workers, embed in batches, hand finished items to the writer."""
+    if not plan.groups:
+        return
+    encoder = engine.collection_encoder(coll)
+    ready: list[NewItem] = []
+
+    def done(slot: Slot) -> None:
+        for e in [slot.group.leader, *slot.group.followers]:
+            _count(c, plan, e.uri)
+        c.deduplicated += len(slot.group.followers)
+        ready.extend(items_of(slot))
+
+    def fail(group_entries: list[FileEntry], reason: str, h: str) -> None:
+        writer.put([], [_failure_row(e, reason, h) for e in group_entries])
+        c.failed.extend(Failure(e.uri, reason) for e in group_entries)
+
+    embedder = Embedder(engine, encoder, options.batch_size, done)
+    supported = []
+    for g in plan.groups:
+        needs = "vision" if g.leader.modality == "video" else g.leader.modality
+        if needs in encoder.modalities:
+            supported.append(g)
+        else:
+            fail(
+                [g.leader, *g.followers],
+                f"encoder {encoder.name} cannot embed {needs}",
+                g.content_hash,
+            )
+    for group, result in DecodeAhead(supported, options.workers, 2 * options.batch_size):
+        if isinstance(result, BaseException):
+            fail([group.leader, *group.followers], _reason(result), group.content_hash)
+        else:
+            embedder.add(group, group.leader.modality, result)
+        if ready:
+            writer.put(list(ready))
+            ready.clear()
+    embedder.flush()
+    writer.put(list(ready))
+
+
+def _prune(coll: Collection, roots: Sequence[str]) -> int:
+    """Remove items under the walked folders whose files no longer exist."""
+    gone: list[int] = []
+    for root in roots:
+        prefix = root.rstrip(os.sep) + os.sep
+        offset = 0
+        while True:
+            page = coll.list_items(where={"uri": {"prefix": prefix}}, limit=1000, offset=offset)
+            gone.extend(i.id for i in page if not os.path.exists(i.uri))
+            if len(page) < 1000:
+                break
+            offset += len(page)
+    return coll.remove(ids=gone) if gone else 0
