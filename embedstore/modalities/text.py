@@ -1,0 +1,53 @@
+"""Text: open_clip's CLIP BPE tokenizer with ImageBind's special-token handling -> (77,) int64."""
+
+from __future__ import annotations
+
+import functools
+
+import regex
+import torch
+from open_clip.tokenizer import SimpleTokenizer
+
+from embedstore.modalities.registry import Modality, register_modality
+from embedstore.modalities.sources import DEFAULT_LIMITS, DecodeLimits, Source, invalid, read_source
+
+CONTEXT_LENGTH = 77
+# The original CLIP markers. open_clip names its special tokens differently and does not
+# escape them in its pattern, so literal markers in user text would not map to the real ids.
+_SPECIALS = ("<|startoftext|>", "<|endoftext|>")
+_PIECES = r"'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"
+
+
+@functools.cache
+def tokenizer() -> SimpleTokenizer:
+    """The shared CLIP tokenizer (49408 ids, SOT 49406, EOT 49407), built once per process."""
+    tok = SimpleTokenizer(context_length=CONTEXT_LENGTH)
+    for marker, token_id in zip(_SPECIALS, (tok.sot_token_id, tok.eot_token_id), strict=True):
+        tok.encoder[marker] = token_id
+        tok.cache[marker] = marker
+    special = "|".join(regex.escape(m) for m in _SPECIALS)
+    tok.pat = regex.compile(f"{special}|{_PIECES}", regex.IGNORECASE)
+    return tok
+
+
+def tokenize(texts: list[str]) -> torch.Tensor:
+    """Token ids (N, 77) int64: SOT + BPE ids, cut to 76, then EOT, zero padded."""
+    return tokenizer()(texts, context_length=CONTEXT_LENGTH)
+
+
+def load(source: Source, limits: DecodeLimits = DEFAULT_LIMITS) -> torch.Tensor:
+    """A ``str`` (the text itself) or a UTF-8 text file (``Path`` or bytes) as (77,) int64 ids."""
+    if isinstance(source, str):
+        text = source
+    else:
+        raw = read_source(source, limits)
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise invalid(source, f"not UTF-8 text ({e.reason} at byte {e.start})") from e
+    return tokenize([text])[0]
+
+
+TEXT = register_modality(
+    Modality("text", load, frozenset({".txt", ".md"}), "text -> int64 (77,) CLIP BPE ids")
+)
