@@ -1,0 +1,103 @@
+"""API fixtures: real media files under an allowed root, an app on real SQLite, a real server."""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import uvicorn
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from embedstore.api import create_app
+from embedstore.config import Settings
+
+torch.set_num_threads(2)
+
+
+def png_bytes(color: tuple[int, int, int], size: int = 48) -> bytes:
+    """A solid-colour PNG."""
+    out = io.BytesIO()
+    Image.new("RGB", (size, size), color).save(out, format="PNG")
+    return out.getvalue()
+
+
+def wav_bytes(freq: float = 440.0, seconds: float = 1.0, rate: int = 16000) -> bytes:
+    """A sine tone as 16-bit WAV."""
+    t = np.arange(int(seconds * rate)) / rate
+    out = io.BytesIO()
+    sf.write(out, 0.5 * np.sin(2 * np.pi * freq * t), rate, format="WAV", subtype="PCM_16")
+    return out.getvalue()
+
+
+@pytest.fixture
+def media(tmp_path: Path) -> Path:
+    """An allowed root with two images, a tone and a text file."""
+    root = tmp_path / "media"
+    (root / "photos").mkdir(parents=True)
+    (root / "photos" / "red.png").write_bytes(png_bytes((255, 0, 0)))
+    (root / "photos" / "blue.png").write_bytes(png_bytes((0, 0, 255)))
+    (root / "tone.wav").write_bytes(wav_bytes())
+    (root / "note.txt").write_text("a short note about a red square")
+    (tmp_path / "outside.png").write_bytes(png_bytes((0, 255, 0)))
+    return root.resolve()
+
+
+@pytest.fixture
+def api_settings(settings: Settings, media: Path) -> Settings:
+    """Tiny encoder on CPU, real SQLite in tmp, the media folder as the only root."""
+    return settings.model_copy(update={"roots": str(media), "batch_wait_ms": 5.0})
+
+
+@pytest.fixture
+def client(api_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(api_settings)) as c:
+        yield c
+
+
+@pytest.fixture
+def photos(client: TestClient, media: Path) -> TestClient:
+    """A collection ``photos`` holding red.png, blue.png and tone.wav."""
+    assert client.post("/v1/collections", json={"name": "photos"}).status_code == 201
+    for rel in ("photos/red.png", "photos/blue.png", "tone.wav"):
+        r = client.post("/v1/collections/photos/items", json={"path": str(media / rel)})
+        assert r.status_code == 201, r.text
+    return client
+
+
+@contextmanager
+def serve(settings: Settings) -> Iterator[str]:
+    """Run the app under a real uvicorn on 127.0.0.1 (a free port) in a thread; yield its URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+@pytest.fixture
+def server(api_settings: Settings) -> Iterator[str]:
+    with serve(api_settings) as url:
+        yield url
