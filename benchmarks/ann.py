@@ -1,0 +1,288 @@
+"""ANN benchmark: recall@k vs QPS, build time and memory per index, raw FAISS vs our layers.
+
+Every index spec is built three ways on the same data: raw ``faiss.index_factory`` (the reference),
+``indexers.create_index`` (our wrapper) and an ``embedstore.store`` collection (SQLite catalog +
+FAISS); each is swept over its search parameter (IVF ``nprobe``, HNSW ``efSearch``) and timed at
+batch 1 and batch 256. ``overhead`` rows give our QPS as a fraction of raw FAISS at the same
+parameter (same recall). An ``auto`` row checks ``indexers.auto_spec`` against the best candidate
+that reaches the recall target.
+
+    python -m benchmarks.ann --smoke --json
+    python -m benchmarks.ann --n 100000 --out benchmarks/results/ann-clustered-100k.json
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a file: make the repo root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import click
+import numpy as np
+
+from benchmarks.ann_layers import HNSW_EF_CONSTRUCTION, LAYERS, Built, default_specs, param_sweep
+from benchmarks.common import (
+    Dataset,
+    emit,
+    fashion_mnist,
+    output_options,
+    parse_ints,
+    recall_at_k,
+    result_doc,
+    synthetic_clustered,
+    timeit,
+)
+
+SMOKE: dict[str, Any] = {
+    "n": 2000,
+    "nq": 50,
+    "dim": 64,
+    "nq1": 10,
+    "runs": 1,
+    "nprobe": "1,4,16",
+    "ef": "16,64",
+}
+
+
+def measure(
+    built: Built,
+    ds: Dataset,
+    k: int,
+    batches: list[int],
+    nq1: int,
+    runs: int,
+    sweep: dict[str, tuple[int, ...]],
+) -> list[dict[str, Any]]:
+    """One row per (search parameter, batch size): recall@k and QPS."""
+    rows = []
+    for param, value in param_sweep(built.spec, sweep):
+        built.set_param(param, value)
+        ids = built.search(ds.xq, k)
+        recall = recall_at_k(ids, ds.gt, k)
+        for b in batches:
+            q = ds.xq if b > 1 else ds.xq[:nq1]
+
+            def run(q: np.ndarray = q, b: int = b) -> None:
+                for s in range(0, len(q), b):
+                    built.search(q[s : s + b], k)
+
+            t = timeit(run, warmup=1, runs=runs)
+            rows.append(
+                {
+                    "layer": built.layer,
+                    "spec": built.spec,
+                    "param": param,
+                    "value": value,
+                    "batch": b,
+                    "recall_at_k": round(recall, 4),
+                    "qps": round(len(q) / t.median_s, 1),
+                    "build_s": round(built.build_s, 3),
+                    "index_mb": round(built.index_mb, 2),
+                    "rss_delta_mb": round(built.rss_delta_mb, 1),
+                }
+            )
+    return rows
+
+
+def overhead_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Our QPS / raw FAISS QPS for every (layer, spec, param, batch) measured on both."""
+    ref = {
+        (r["spec"], r["param"], r["value"], r["batch"]): r for r in rows if r["layer"] == "faiss"
+    }
+    out = []
+    for r in rows:
+        base = ref.get((r["spec"], r["param"], r["value"], r["batch"]))
+        if r["layer"] == "faiss" or base is None:
+            continue
+        out.append(
+            {
+                "layer": r["layer"],
+                "spec": r["spec"],
+                "param": r["param"],
+                "value": r["value"],
+                "batch": r["batch"],
+                "recall_at_k": r["recall_at_k"],
+                "faiss_recall_at_k": base["recall_at_k"],
+                "qps_ratio": round(r["qps"] / base["qps"], 3) if base["qps"] else None,
+            }
+        )
+    return out
+
+
+def best_at(
+    rows: list[dict[str, Any]], target: float, batch: int, layer: str
+) -> dict[str, Any] | None:
+    """The fastest row of ``layer`` at ``batch`` whose recall reaches ``target``."""
+    ok = [
+        r
+        for r in rows
+        if r["layer"] == layer and r["batch"] == batch and r["recall_at_k"] >= target
+    ]
+    return max(ok, key=lambda r: r["qps"]) if ok else None
+
+
+def auto_row(
+    ds: Dataset, rows: list[dict[str, Any]], k: int, target: float, runs: int
+) -> dict[str, Any]:
+    """Build what ``indexers.auto_spec`` picks for this data and compare it with the best candidate."""
+    import indexers
+
+    spec = indexers.auto_spec(len(ds.xb), ds.dim)
+    built = LAYERS["indexers"](spec, ds.xb, HNSW_EF_CONSTRUCTION)
+    ids = built.search(ds.xq, k)
+    recall = recall_at_k(ids, ds.gt, k)
+    t = timeit(
+        lambda: [built.search(ds.xq[s : s + 256], k) for s in range(0, len(ds.xq), 256)], 1, runs
+    )
+    qps = len(ds.xq) / t.median_s
+    best = best_at(rows, target, 256, "indexers") or best_at(rows, target, 256, "faiss")
+    return {
+        "auto_spec": spec,
+        "recall_at_k": round(recall, 4),
+        "qps": round(qps, 1),
+        "build_s": round(built.build_s, 3),
+        "meets_target": recall >= target,
+        "best_spec": best
+        and f"{best['spec']} {best['param'] or ''}={best['value']}".replace(" =", ""),
+        "best_qps": best and best["qps"],
+        "qps_vs_best": round(qps / best["qps"], 3) if best else None,
+    }
+
+
+def load_dataset(
+    name: str, n: int, nq: int, dim: int, seed: int, n_clusters: int | None
+) -> Dataset:
+    """The clustered synthetic set or Fashion-MNIST (subsampled to ``n`` base / ``nq`` queries)."""
+    if name == "fashion-mnist":
+        ds, _, _ = fashion_mnist(nq=nq)
+        if n < len(ds.xb):
+            from benchmarks.common import exact_knn
+
+            xb = ds.xb[:n]
+            return Dataset(xb, ds.xq, exact_knn(xb, ds.xq, 100), f"fashion-mnist-{n}")
+        return ds
+    return synthetic_clustered(n, nq, dim, seed, n_clusters)
+
+
+@click.command()
+@click.option(
+    "--dataset",
+    type=click.Choice(["clustered", "fashion-mnist"]),
+    default="clustered",
+    show_default=True,
+)
+@click.option(
+    "--n", type=int, default=100_000, show_default=True, help="Base vectors (1000000 on request)."
+)
+@click.option("--nq", type=int, default=1000, show_default=True, help="Queries.")
+@click.option(
+    "--dim", type=int, default=1024, show_default=True, help="Dimension (clustered only)."
+)
+@click.option("--clusters", type=int, default=None, help="Gaussian clusters (default sqrt(n)/2).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-k", "k", type=int, default=10, show_default=True)
+@click.option(
+    "--spec", "specs", multiple=True, help="FAISS factory spec (repeatable); default by size."
+)
+@click.option(
+    "--layers", default="faiss,indexers,store", show_default=True, help="Which layers to run."
+)
+@click.option("--batch", "batches", default="1,256", show_default=True, help="Query batch sizes.")
+@click.option("--nq1", type=int, default=200, show_default=True, help="Queries timed at batch 1.")
+@click.option(
+    "--nprobe", "nprobes", default="1,2,4,8,16,32,64", show_default=True, help="IVF sweep."
+)
+@click.option(
+    "--ef", "efs", default="16,32,64,128,256", show_default=True, help="HNSW efSearch sweep."
+)
+@click.option(
+    "--ef-construction",
+    type=int,
+    default=HNSW_EF_CONSTRUCTION,
+    show_default=True,
+    help="HNSW build effort (faiss and indexers layers).",
+)
+@click.option("--threads", type=int, default=0, help="FAISS OpenMP threads (0: FAISS default).")
+@click.option("--runs", type=int, default=3, show_default=True, help="Timed repeats (median).")
+@click.option(
+    "--target", type=float, default=0.95, show_default=True, help="Recall target for auto."
+)
+@output_options
+def main(
+    dataset: str,
+    n: int,
+    nq: int,
+    dim: int,
+    clusters: int | None,
+    seed: int,
+    k: int,
+    specs: tuple[str, ...],
+    layers: str,
+    batches: str,
+    nq1: int,
+    nprobes: str,
+    efs: str,
+    ef_construction: int,
+    threads: int,
+    runs: int,
+    target: float,
+    as_json: bool,
+    out: Path | None,
+    smoke: bool,
+    plot: Path | None,
+) -> None:
+    """Recall@k vs QPS, build time and memory: raw FAISS vs indexers vs the store."""
+    if smoke:
+        n, nq, nq1, runs = SMOKE["n"], SMOKE["nq"], SMOKE["nq1"], SMOKE["runs"]
+        dim = dim if dataset == "fashion-mnist" else SMOKE["dim"]
+        nprobes, efs = SMOKE["nprobe"], SMOKE["ef"]
+        threads = threads or 1  # OpenMP on a shared 2-core box costs 100x at tiny batches
+    if threads:
+        import faiss
+
+        faiss.omp_set_num_threads(threads)
+    sweep = {"nprobe": tuple(parse_ints(nprobes)), "efSearch": tuple(parse_ints(efs))}
+    layer_names = [x.strip() for x in layers.split(",") if x.strip()]
+    unknown = set(layer_names) - set(LAYERS)
+    if unknown:
+        raise click.BadParameter(f"unknown layers {sorted(unknown)}; known: {sorted(LAYERS)}")
+    ds = load_dataset(dataset, n, nq, dim, seed, clusters)
+    spec_list = list(specs) or default_specs(len(ds.xb), ds.dim)
+    rows: list[dict[str, Any]] = []
+    for spec in spec_list:
+        for layer in layer_names:
+            click.echo(f"building {spec} via {layer} ...", err=True)
+            built = LAYERS[layer](spec, ds.xb, ef_construction)
+            rows += measure(built, ds, k, parse_ints(batches), nq1, runs, sweep)
+            built.close()
+    params = {
+        "dataset": ds.name,
+        "n": len(ds.xb),
+        "nq": len(ds.xq),
+        "dim": ds.dim,
+        "k": k,
+        "seed": seed,
+        "clusters": clusters,
+        "specs": spec_list,
+        "layers": layer_names,
+        "batches": parse_ints(batches),
+        "nq_batch1": nq1,
+        "runs": runs,
+        "sweep": sweep,
+        "threads": threads or None,
+        "ef_construction": ef_construction,
+        "target": target,
+        "smoke": smoke,
+    }
+    doc = result_doc("ann", params, rows)
+    doc["overhead"] = overhead_rows(rows)
+    if "indexers" in layer_names:
+        doc["auto"] = auto_row(ds, rows, k, target, runs)
+    emit(doc, as_json=as_json, out=out, plot=plot)
+
+
+if __name__ == "__main__":
+    main()
