@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from cli.bench import bench
 from cli.collections import collections, init
 from cli.encoders import encoders
 from cli.index import index
@@ -95,3 +96,4 @@ cli.add_command(reindex)
 cli.add_command(serve)
 cli.add_command(encoders)
 cli.add_command(collections)
+cli.add_command(bench)
