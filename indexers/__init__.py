@@ -1,0 +1,68 @@
+"""FAISS index wrappers keyed by our int64 ids (numpy and faiss only; never imports embedstore)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from indexers.base import Index, Metric, brute_force
+from indexers.errors import (
+    IndexError_,
+    InvalidSpec,
+    InvalidVectors,
+    NotTrained,
+    UnsupportedOperation,
+)
+from indexers.exact import ExactIndex
+from indexers.faiss_index import FaissIndex, build_faiss
+from indexers.spec import auto_spec, training_size
+
+
+def create_index(
+    spec: str, dim: int, *, metric: Metric = "ip", n: int = 0
+) -> ExactIndex | FaissIndex:
+    """Build an empty index: ``"exact"`` (numpy), ``"auto"`` (sized for ``n``) or any FAISS spec."""
+    if spec == "exact":
+        return ExactIndex(dim, metric)
+    return FaissIndex(auto_spec(n, dim) if spec == "auto" else spec, dim, metric)
+
+
+def load_index(path: Path | str) -> ExactIndex | FaissIndex:
+    """Read an index written by ``save``; raises IndexError_ when the file is unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            header = json.loads(str(arrays["header"]))
+            if header.get("kind") == "exact":
+                return ExactIndex.from_arrays(header, arrays)
+            if header.get("kind") == "faiss":
+                return FaissIndex.from_arrays(header, arrays)
+    except (OSError, ValueError, KeyError, RuntimeError, EOFError) as e:
+        raise IndexError_(f"cannot read index file {path}: {e}") from e
+    raise IndexError_(f"cannot read index file {path}: unknown kind {header.get('kind')!r}")
+
+
+def validate_spec(spec: str, dim: int, metric: Metric = "ip") -> None:
+    """Raise InvalidSpec unless ``spec`` is ``auto``, ``exact`` or a spec FAISS can build."""
+    if spec not in ("auto", "exact"):
+        build_faiss(spec, dim, metric)
+
+
+__all__ = [
+    "ExactIndex",
+    "FaissIndex",
+    "Index",
+    "IndexError_",
+    "InvalidSpec",
+    "InvalidVectors",
+    "Metric",
+    "NotTrained",
+    "UnsupportedOperation",
+    "auto_spec",
+    "brute_force",
+    "create_index",
+    "load_index",
+    "training_size",
+    "validate_spec",
+]

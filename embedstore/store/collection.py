@@ -1,0 +1,364 @@
+"""Collection: one named set of items embedded by one encoder, with its indexes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import func, select, update
+
+import indexers
+from embedstore.errors import DimensionMismatch, InvalidInput, InvalidQuery, ItemNotFound
+from embedstore.store import search as _search
+from embedstore.store import writes
+from embedstore.store.filters import Filter
+from embedstore.store.indexes import IndexSet
+from embedstore.store.schema import writer
+from embedstore.store.tables import collections, from_blobs, items, vectors
+from embedstore.store.types import CollectionInfo, FileState, ItemInfo, NewItem, NewVector
+from embedstore.types import SearchResult
+
+if TYPE_CHECKING:
+    from embedstore.store.store import Store
+
+log = logging.getLogger(__name__)
+CHUNK = 500
+
+
+class Collection:
+    """The API of one collection: add, remove, search, list, reindex."""
+
+    def __init__(self, store: Store, row: Mapping[str, Any], index_set: IndexSet) -> None:
+        self.store = store
+        self.id: int = row["id"]
+        self.name: str = row["name"]
+        self.encoder: str = row["encoder"]
+        self.encoder_version: str = row["encoder_version"]
+        self.dim: int = row["dim"]
+        self.index_spec: str = row["index_spec"]
+        self.created_at = row["created_at"]
+        self.indexes = index_set
+
+    def __repr__(self) -> str:
+        return f"Collection({self.name!r}, encoder={self.encoder!r}, dim={self.dim})"
+
+    @property
+    def _engine(self) -> Any:
+        return self.store.engine
+
+    # -- reading the catalog -------------------------------------------------------------------
+    def info(self) -> CollectionInfo:
+        """Settings and counts (items, vectors, vectors per modality, failed files)."""
+        with self._engine.connect() as conn:
+            by_status = dict(
+                conn.execute(
+                    select(items.c.status, func.count())
+                    .where(items.c.collection_id == self.id)
+                    .group_by(items.c.status)
+                ).all()
+            )
+            by_modality = dict(
+                conn.execute(
+                    select(vectors.c.modality, func.count())
+                    .where(vectors.c.collection_id == self.id)
+                    .group_by(vectors.c.modality)
+                ).all()
+            )
+        return CollectionInfo(
+            name=self.name,
+            encoder=self.encoder,
+            encoder_version=self.encoder_version,
+            dim=self.dim,
+            index_spec=self.index_spec,
+            created_at=self.created_at,
+            items=int(sum(by_status.values())),
+            vectors=int(sum(by_modality.values())),
+            by_modality={k: int(v) for k, v in by_modality.items()},
+            failed=int(by_status.get("failed", 0)),
+        )
+
+    def file_states(self, uris: Iterable[str]) -> dict[str, FileState]:
+        """uri -> what the catalog holds about it, for the uris it knows."""
+        uris = list(uris)
+        cols = (
+            items.c.uri,
+            items.c.id,
+            items.c.size,
+            items.c.mtime,
+            items.c.content_hash,
+            items.c.status,
+        )
+        out: dict[str, FileState] = {}
+        with self._engine.connect() as conn:
+            for start in range(0, len(uris), CHUNK):
+                q = select(*cols).where(
+                    items.c.collection_id == self.id, items.c.uri.in_(uris[start : start + CHUNK])
+                )
+                for uri, iid, size, mtime, h, status in conn.execute(q):
+                    out[uri] = FileState(
+                        id=iid, size=size, mtime=mtime, content_hash=h, status=status
+                    )
+        return out
+
+    def items_by_hash(self, hashes: Iterable[str]) -> dict[str, int]:
+        """content_hash -> the id of an item with status ``ok`` and that hash."""
+        hashes = list(hashes)
+        out: dict[str, int] = {}
+        with self._engine.connect() as conn:
+            for start in range(0, len(hashes), CHUNK):
+                q = (
+                    select(items.c.content_hash, func.min(items.c.id))
+                    .where(items.c.collection_id == self.id, items.c.status == "ok")
+                    .where(items.c.content_hash.in_(hashes[start : start + CHUNK]))
+                    .group_by(items.c.content_hash)
+                )
+                out.update({h: int(i) for h, i in conn.execute(q)})
+        return out
+
+    def vectors_of(self, item_id: int) -> list[NewVector]:
+        """The stored vectors of an item (ItemNotFound if there is no such item)."""
+        self._item_row(item_id)
+        q = (
+            select(
+                vectors.c.modality,
+                vectors.c.vector,
+                vectors.c.segment,
+                vectors.c.start_s,
+                vectors.c.end_s,
+            )
+            .where(vectors.c.item_id == item_id)
+            .order_by(vectors.c.id)
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [NewVector(m, from_blobs([b], self.dim)[0], seg, s, e) for m, b, seg, s, e in rows]
+
+    def get_item(self, id_or_uri: int | str) -> ItemInfo:
+        """One item by id (int) or uri (str); ItemNotFound otherwise."""
+        return _item_info(
+            self._item_row(id_or_uri), self._vector_counts([self._item_row(id_or_uri)["id"]])
+        )
+
+    def list_items(
+        self,
+        *,
+        where: Mapping[str, Any] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        status: str | None = None,
+    ) -> list[ItemInfo]:
+        """Items in id order, filtered by ``where`` and ``status``."""
+        if limit < 0 or offset < 0:
+            raise InvalidQuery("limit and offset must be >= 0", field="limit")
+        q = select(items).where(items.c.collection_id == self.id, Filter.parse(where).condition)
+        if status is not None:
+            q = q.where(items.c.status == status)
+        with self._engine.connect() as conn:
+            rows = conn.execute(q.order_by(items.c.id).limit(limit).offset(offset)).mappings().all()
+        counts = self._vector_counts([r["id"] for r in rows])
+        return [_item_info(r, counts) for r in rows]
+
+    def _item_row(self, id_or_uri: int | str) -> Any:
+        key = (
+            items.c.uri == id_or_uri if isinstance(id_or_uri, str) else items.c.id == int(id_or_uri)
+        )
+        with self._engine.connect() as conn:
+            row = (
+                conn.execute(select(items).where(items.c.collection_id == self.id, key))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            raise ItemNotFound(f"No item {id_or_uri!r} in collection {self.name!r}")
+        return row
+
+    def _vector_counts(self, item_ids: Sequence[int]) -> dict[int, int]:
+        out: dict[int, int] = {}
+        with self._engine.connect() as conn:
+            for start in range(0, len(item_ids), CHUNK):
+                q = (
+                    select(vectors.c.item_id, func.count())
+                    .where(vectors.c.item_id.in_(list(item_ids[start : start + CHUNK])))
+                    .group_by(vectors.c.item_id)
+                )
+                out.update({int(i): int(n) for i, n in conn.execute(q)})
+        return out
+
+    # -- writing -------------------------------------------------------------------------------
+    def add_items(self, new_items: Sequence[NewItem]) -> list[int]:
+        """Add or replace (by uri) items with their vectors in one transaction; returns item ids."""
+        if not new_items:
+            return []
+        arrays = writes.validate_items(new_items, self.dim)
+        with self.indexes.lock:
+            with writer(self._engine).begin() as conn:
+                ids = writes.upsert_items(conn, self.id, new_items)
+                known = writes.insert_vectors(conn, self.id, new_items, ids, arrays)
+            self._after_write(known)
+        return ids
+
+    def record_failures(self, failures: Iterable[tuple[str, str, int, float, str | None]]) -> None:
+        """Record files that could not be indexed: ``(uri, reason, size, mtime, content_hash)``."""
+        batch, reasons = [], []
+        for uri, reason, size, mtime, content_hash in failures:
+            batch.append(
+                NewItem(
+                    uri=uri, modality="unknown", content_hash=content_hash, size=size, mtime=mtime
+                )
+            )
+            reasons.append(str(reason))
+        if not batch:
+            return
+        with self.indexes.lock:
+            with writer(self._engine).begin() as conn:
+                writes.upsert_items(conn, self.id, batch, status="failed", errors=reasons)
+            self._after_write({})
+
+    def move_item(self, item_id: int, new_uri: str, size: int, mtime: float) -> None:
+        """Point an item at a new uri (a renamed file keeps its vectors)."""
+        self._item_row(item_id)
+        with writer(self._engine).begin() as conn:
+            writes.move(conn, self.id, item_id, new_uri, size, mtime)
+
+    def remove(self, ids: Iterable[int] | None = None, uris: Iterable[str] | None = None) -> int:
+        """Delete items by id and/or uri; returns how many were deleted."""
+        with self.indexes.lock:
+            with writer(self._engine).begin() as conn:
+                targets = [int(i) for i in ids or []]
+                if uris:
+                    targets += list(writes.existing_ids(conn, self.id, list(uris)).values())
+                n = writes.remove_items(conn, self.id, sorted(set(targets)))
+            self._after_write({})
+        return n
+
+    def _after_write(self, known: Mapping[int, np.ndarray]) -> None:
+        try:
+            self.indexes.catch_up(known)
+            self.indexes.save()
+        except Exception:  # the database is committed; the index catches up on the next open
+            log.exception("updating the index of %s failed; it will be rebuilt", self.name)
+
+    # -- searching -----------------------------------------------------------------------------
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int = 10,
+        *,
+        modalities: Sequence[str] | None = None,
+        where: Mapping[str, Any] | None = None,
+        offset: int = 0,
+    ) -> list[list[SearchResult]]:
+        """Best ``k`` items per query vector (after ``offset``), restricted by ``modalities``/``where``."""
+        q = self._queries(queries)
+        flt, mods = self._search_args(k, offset, modalities, where)
+        return _search.search(self.indexes, self._engine, q, k, offset, mods, flt)
+
+    def similar_to(
+        self,
+        item_id: int,
+        k: int = 10,
+        *,
+        modalities: Sequence[str] | None = None,
+        where: Mapping[str, Any] | None = None,
+        offset: int = 0,
+    ) -> list[SearchResult]:
+        """Items most similar to an item (its vectors' normalised mean), the item itself excluded."""
+        vecs = self.vectors_of(item_id)
+        if not vecs:
+            raise ItemNotFound(f"Item {item_id} in collection {self.name!r} has no vectors")
+        mean = np.asarray(np.mean([v.vector for v in vecs], axis=0), dtype=np.float32)
+        mean /= max(float(np.linalg.norm(mean)), 1e-12)
+        flt, mods = self._search_args(k, offset, modalities, where)
+        return _search.search(
+            self.indexes, self._engine, mean[None], k, offset, mods, flt, exclude=item_id
+        )[0]
+
+    def search_ids(
+        self, queries: np.ndarray, k: int = 10, *, modality: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Low-level: (scores, vector ids) of one modality's index, no database round trip."""
+        q = self._queries(queries)
+        self.indexes.refresh()
+        scores, ids, _ = _search.raw_search(self.indexes, q, k, [modality])
+        return scores, ids
+
+    def _queries(self, queries: np.ndarray) -> np.ndarray:
+        q = np.asarray(queries, dtype=np.float32)
+        q = q[None] if q.ndim == 1 else q
+        if q.ndim != 2 or q.shape[1] != self.dim:
+            raise DimensionMismatch(
+                f"query vector dimension {q.shape[-1]} differs from collection {self.name!r} ({self.dim})",
+                field="vector",
+            )
+        if not np.isfinite(q).all():
+            raise InvalidInput("query vector contains NaN or infinity", field="vector")
+        return np.ascontiguousarray(q)
+
+    def _search_args(
+        self, k: int, offset: int, modalities: Sequence[str] | None, where: Mapping[str, Any] | None
+    ) -> tuple[Filter, list[str]]:
+        if k < 1 or offset < 0:
+            raise InvalidQuery(
+                f"k must be >= 1 and offset >= 0 (got k={k}, offset={offset})", field="k"
+            )
+        flt = Filter.parse(where)
+        self.indexes.refresh()
+        mods = list(modalities) if modalities else sorted(self.indexes.indexes)
+        for m in mods:
+            writes.check_modality(m, "modalities")
+        return flt, mods
+
+    # -- maintenance ---------------------------------------------------------------------------
+    def reindex(self, index_spec: str | None = None) -> None:
+        """Rebuild every modality's index (optionally with a new spec) beside the old, then swap."""
+        spec = index_spec or self.index_spec
+        try:
+            indexers.validate_spec(spec, self.dim)
+        except indexers.InvalidSpec as e:
+            raise InvalidInput(str(e), field="index_spec") from e
+        with self._engine.connect() as conn:
+            mods = [
+                m
+                for (m,) in conn.execute(
+                    select(vectors.c.modality).where(vectors.c.collection_id == self.id).distinct()
+                )
+            ]
+        built = {m: self.indexes.build(m, spec) for m in mods}  # searches keep using the old ones
+        with self.indexes.lock:
+            with writer(self._engine).begin() as conn:
+                conn.execute(
+                    update(collections).where(collections.c.id == self.id).values(index_spec=spec)
+                )
+            for m, index in built.items():
+                index.save(self.indexes.path(m))
+            for path in self.indexes.dir.glob("*.index"):
+                if path.stem not in built:
+                    path.unlink()
+            self.indexes.indexes = dict(built)
+            self.indexes.spec = self.index_spec = spec
+            self.indexes._unsaved = {}
+            self.indexes.catch_up()
+            self.indexes.save(force=True)
+
+    def flush(self) -> None:
+        """Write every index file that has unsaved changes."""
+        self.indexes.save(force=True)
+
+
+def _item_info(row: Any, counts: Mapping[int, int]) -> ItemInfo:
+    return ItemInfo(
+        id=row["id"],
+        uri=row["uri"],
+        modality=row["modality"],
+        content_hash=row["content_hash"],
+        size=row["size"],
+        mtime=row["mtime"],
+        metadata=row["metadata"] or {},
+        status=row["status"],
+        error=row["error"],
+        vectors=counts.get(row["id"], 0),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )

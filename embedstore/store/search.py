@@ -1,0 +1,153 @@
+"""The query path: FAISS per modality, merge by score, one SQL query for the hits' rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, select
+
+from embedstore.store.filters import Filter
+from embedstore.store.indexes import IndexSet
+from embedstore.store.tables import items, vectors
+from embedstore.types import SearchResult
+
+CHUNK = 500
+
+
+def allowed_ids(
+    engine: Engine, collection_id: int, modalities: Sequence[str], flt: Filter
+) -> dict[str, np.ndarray]:
+    """Vector ids per modality whose item passes ``flt`` (one SQL query)."""
+    q = (
+        select(vectors.c.id, vectors.c.modality)
+        .join(items, items.c.id == vectors.c.item_id)
+        .where(vectors.c.collection_id == collection_id, vectors.c.modality.in_(list(modalities)))
+        .where(items.c.status == "ok", flt.condition)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(q).all()
+    if not rows:
+        return {m: np.empty(0, dtype=np.int64) for m in modalities}
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    mods = np.array([r[1] for r in rows])
+    return {m: ids[mods == m] for m in modalities}
+
+
+def raw_search(
+    index_set: IndexSet,
+    q: np.ndarray,
+    k: int,
+    modalities: Sequence[str],
+    allowed: dict[str, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top-k vectors over ``modalities`` merged by score: (scores, vector ids, modality index)."""
+    parts_s, parts_i, parts_m = [], [], []
+    with index_set.lock:
+        for mi, modality in enumerate(modalities):
+            index = index_set.indexes.get(modality)
+            if index is None:
+                continue
+            sub = None if allowed is None else allowed.get(modality, np.empty(0, dtype=np.int64))
+            if sub is not None and not len(sub):
+                continue
+            s, i = index.search(q, k, allowed=sub)
+            parts_s.append(s)
+            parts_i.append(i)
+            parts_m.append(np.full(i.shape, mi, dtype=np.int32))
+    if not parts_s:
+        empty = np.empty((len(q), 0))
+        return empty.astype(np.float32), empty.astype(np.int64), empty.astype(np.int32)
+    if len(parts_s) == 1:
+        return parts_s[0], parts_i[0], parts_m[0]
+    s, i, m = np.hstack(parts_s), np.hstack(parts_i), np.hstack(parts_m)
+    order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    return (
+        np.take_along_axis(s, order, 1),
+        np.take_along_axis(i, order, 1),
+        np.take_along_axis(m, order, 1),
+    )
+
+
+def fetch_rows(engine: Engine, vector_ids: Sequence[int]) -> dict[int, tuple[Any, ...]]:
+    """vector id -> (item_id, modality, segment, start, end, uri, metadata) for live ``ok`` items."""
+    cols = (
+        vectors.c.id,
+        vectors.c.item_id,
+        vectors.c.modality,
+        vectors.c.segment,
+        vectors.c.start_s,
+        vectors.c.end_s,
+        items.c.uri,
+        items.c.metadata,
+    )
+    out: dict[int, tuple[Any, ...]] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(vector_ids), CHUNK):
+            q = (
+                select(*cols)
+                .join(items, items.c.id == vectors.c.item_id)
+                .where(vectors.c.id.in_(vector_ids[start : start + CHUNK]), items.c.status == "ok")
+            )
+            out.update({r[0]: tuple(r[1:]) for r in conn.execute(q)})
+    return out
+
+
+def search(
+    index_set: IndexSet,
+    engine: Engine,
+    q: np.ndarray,
+    k: int,
+    offset: int,
+    modalities: Sequence[str],
+    flt: Filter,
+    exclude: int | None = None,
+) -> list[list[SearchResult]]:
+    """Best ``k`` items per query after ``offset``, each collapsed to its best vector."""
+    allowed = None if flt.empty else allowed_ids(engine, index_set.collection_id, modalities, flt)
+    want = k + offset + (1 if exclude is not None else 0)
+    fetch = want
+    while True:
+        scores, ids, _ = raw_search(index_set, q, fetch, modalities, allowed)
+        found = sorted({int(i) for i in ids.ravel() if i >= 0})
+        rows = fetch_rows(engine, found)
+        results = [_collapse(s, i, rows, want, exclude) for s, i in zip(scores, ids)]
+        exhausted = ids.shape[1] < fetch or bool((ids[:, -1] < 0).all()) if ids.size else True
+        if all(len(r) >= want for r in results) or exhausted or fetch >= 1 << 20:
+            return [r[offset : offset + k] for r in results]
+        fetch *= 4
+
+
+def _collapse(
+    scores: np.ndarray,
+    ids: np.ndarray,
+    rows: dict[int, tuple[Any, ...]],
+    want: int,
+    exclude: int | None,
+) -> list[SearchResult]:
+    out: list[SearchResult] = []
+    seen: set[int] = set()
+    for score, vid in zip(scores.tolist(), ids.tolist()):
+        row = rows.get(vid)
+        if row is None:  # deleted since the index saw it: never served
+            continue
+        item_id, modality, segment, start, end, uri, meta = row
+        if item_id in seen or item_id == exclude:
+            continue
+        seen.add(item_id)
+        out.append(
+            SearchResult(
+                id=item_id,
+                uri=uri,
+                modality=modality,
+                score=float(score),
+                metadata=meta or {},
+                start=start,
+                end=end,
+                segment=segment,
+            )
+        )
+        if len(out) >= want:
+            break
+    return out
