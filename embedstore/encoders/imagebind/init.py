@@ -21,10 +21,10 @@ def init_weights(model: nn.Module, seed: int | None = None) -> None:
     if seed is not None:
         gen.manual_seed(seed)
     else:  # follow the global RNG, so torch.manual_seed() makes construction reproducible
-        gen.manual_seed(int(torch.randint(0, 2**62, ())))
+        gen.manual_seed(int(torch.randint(0, 2**62, (), device="cpu")))
     for name, p in model.named_parameters():
         dim = p.shape[-1] if p.ndim else 1
-        value = torch.empty(p.shape, dtype=torch.float32)
+        value = torch.empty(p.shape, dtype=torch.float32, device="cpu")
         if name.endswith("log_logit_scale"):
             value.fill_(math.log(1 / 0.07))
         elif name.endswith(("bias_k", "bias_v")):

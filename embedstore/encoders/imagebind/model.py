@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import cast
 
@@ -189,6 +190,15 @@ class ImageBindModel(nn.Module):
         if self.modality_preprocessors["text"].pos_embed.device.type != "meta":
             init_weights(self)
         self.eval()
+
+    @torch.no_grad()
+    def reset_buffers(self) -> None:
+        """Refill the constant buffers (text causal mask, fixed logit scales), e.g. after ``to_empty``."""
+        text = cast(TextPreprocessor, self.modality_preprocessors["text"])
+        text.mask.copy_(torch.full_like(text.mask, float("-inf")).triu_(1))
+        for m, scale in FIXED_SCALES.items():
+            post = cast(nn.Sequential, self.modality_postprocessors[m])
+            cast(LogitScale, post[1]).log_logit_scale.fill_(math.log(scale))
 
     # -- stages --------------------------------------------------------------------------------
     def check_input(self, modality: str, x: torch.Tensor) -> None:

@@ -129,6 +129,8 @@ class ImuPatches(nn.Module):
 class TextPreprocessor(nn.Module):
     """Token embedding + learned position embedding; the causal mask buffer is kept for the checkpoint."""
 
+    mask: torch.Tensor
+
     def __init__(self, dim: int, context: int = TEXT_CONTEXT, vocab: int = TEXT_VOCAB) -> None:
         super().__init__()
         self.pos_embed = nn.Parameter(torch.empty(1, context, dim))
@@ -195,6 +197,8 @@ class Normalize(nn.Module):
 
 class LogitScale(nn.Module):
     """Multiply by ``min(exp(log_logit_scale), 100)``; learnable (text) or a fixed buffer."""
+
+    log_logit_scale: torch.Tensor
 
     def __init__(self, init: float, *, learnable: bool) -> None:
         super().__init__()
