@@ -161,13 +161,25 @@ def build_store(spec: str, xb: np.ndarray, ef_construction: int = HNSW_EF_CONSTR
         return out
 
     def set_param(name: str, value: int) -> None:
-        coll.set_search_params(**{name: value})
+        for index in coll.indexes.indexes.values():  # the collection's live FaissIndex per modality
+            if hasattr(index, "set_params"):
+                index.set_params(f"{name}={value}")
 
     def close() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
+    coll.flush()
     size = sum(p.stat().st_size for p in (tmp / "indexes").rglob("*") if p.is_file()) / 2**20
     return Built("store", spec, search, set_param, build_s, size, rss_mb() - rss0, close)
+
+
+def store_available() -> bool:
+    """Whether ``embedstore.store`` (the catalog layer) can be imported here."""
+    try:
+        from embedstore.store import Store  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 LAYERS: dict[str, Callable[[str, np.ndarray, int], Built]] = {

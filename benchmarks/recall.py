@@ -25,6 +25,7 @@ import numpy as np
 
 from benchmarks.common import emit, output_options, result_doc
 from benchmarks.recall_data import EmbeddingCache, Key, Pair, read_manifest
+from embedstore.errors import EmbedstoreError
 
 KS = (1, 5, 10)
 PROMPT = "A photo of a {label}."
@@ -189,6 +190,48 @@ def smoke_manifest(folder: Path, n: int = 6) -> Path:
     return path
 
 
+def run(
+    manifest: Path,
+    cache_dir: Path,
+    encoder: str,
+    spec: str = "auto",
+    *,
+    ann_k: int = 100,
+    prompt: str = PROMPT,
+    device: str = "auto",
+    precision: str = "fp32",
+    batch_size: int = 32,
+    weights_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Evaluate a manifest: the result document (rows for retrieval and zero-shot)."""
+    pairs = read_manifest(manifest)
+    cache = EmbeddingCache(
+        cache_dir,
+        encoder,
+        device=device,
+        precision=precision,
+        batch_size=batch_size,
+        weights_dir=weights_dir,
+    )
+    vectors = cache.embed([k for p in pairs for k in (p.query, p.target)])
+    rows = evaluate(pairs, vectors, spec, ann_k)
+    rows += zero_shot(pairs, cache, prompt)
+    params = {
+        "manifest": str(manifest),
+        "pairs": len(pairs),
+        "encoder": encoder,
+        "precision": precision,
+        "device": device,
+        "index": spec,
+        "ann_k": ann_k,
+        "prompt": prompt,
+        "cache_dir": str(cache_dir),
+        "embedded": cache.encoded,
+        "cached": cache.hits,
+    }
+    return result_doc("recall", params, rows)
+
+
 @click.command()
 @click.argument("manifest", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -257,33 +300,31 @@ def main(
             from embedstore.config import load_settings
 
             cache_dir = Path(tmp) / "cache" if smoke else load_settings().data_dir / "bench-cache"
-        pairs = read_manifest(manifest)
-        cache = EmbeddingCache(
-            cache_dir,
-            encoder,
-            device=device,
-            precision=precision,
-            batch_size=batch_size,
-            weights_dir=weights_dir,
-        )
-        vectors = cache.embed([k for p in pairs for k in (p.query, p.target)])
-        rows = evaluate(pairs, vectors, spec, ann_k)
-        rows += zero_shot(pairs, cache, prompt)
-        params = {
-            "manifest": str(manifest) if not smoke else "smoke",
-            "pairs": len(pairs),
-            "encoder": encoder,
-            "precision": precision,
-            "device": device,
-            "index": spec,
-            "ann_k": ann_k,
-            "prompt": prompt,
-            "cache_dir": str(cache_dir),
-            "embedded": cache.encoded,
-            "cached": cache.hits,
-            "smoke": smoke,
-        }
-        emit(result_doc("recall", params, rows), as_json=as_json, out=out, plot=plot)
+        try:
+            doc = run(
+                manifest,
+                cache_dir,
+                encoder,
+                spec,
+                ann_k=ann_k,
+                prompt=prompt,
+                device=device,
+                precision=precision,
+                batch_size=batch_size,
+                weights_dir=weights_dir,
+            )
+        except EmbedstoreError as e:
+            raise click.ClickException(str(e)) from e
+        except Exception as e:
+            import indexers
+
+            if isinstance(e, indexers.IndexError_):
+                raise click.ClickException(str(e)) from e
+            raise
+        doc["params"]["smoke"] = smoke
+        if smoke:
+            doc["params"]["manifest"] = "smoke"
+        emit(doc, as_json=as_json, out=out, plot=plot)
 
 
 if __name__ == "__main__":
