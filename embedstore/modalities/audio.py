@@ -13,7 +13,7 @@ import torch
 import torchaudio
 import torchaudio.functional.functional as _F
 
-from embedstore.errors import PayloadTooLarge, UnsupportedMediaType
+from embedstore.errors import PayloadTooLarge
 from embedstore.modalities.registry import Modality, register_modality
 from embedstore.modalities.sources import (
     DEFAULT_LIMITS,
@@ -115,9 +115,7 @@ def _pyav_read(source: Source, limits: DecodeLimits) -> tuple[np.ndarray, int]:
         try:
             container = av.open(f, mode="r", metadata_errors="ignore")
         except av.error.InvalidDataError as e:
-            raise UnsupportedMediaType(
-                f"{describe(source)}: not an audio format we can read"
-            ) from e
+            raise invalid(source, f"not an audio file we can read ({e.strerror or e})") from e
         with container, decoding(source, "audio"):
             if not container.streams.audio:
                 raise invalid(source, "no audio stream")

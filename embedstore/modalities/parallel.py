@@ -66,6 +66,9 @@ def _decode_one(task: DecodeTask, limits: DecodeLimits) -> tuple[bool, Any]:
 
 def _worker(conn: Connection, limits: DecodeLimits) -> None:
     torch.set_num_threads(1)
+    import embedstore.modalities  # noqa: F401 - imported before "ready" so budgets exclude it
+
+    conn.send("ready")
     while True:
         try:
             msg = conn.recv()
@@ -100,8 +103,17 @@ class _Slot:
         child.close()
         self.task: DecodeTask | None = None
         self.deadline = 0.0
+        self.ready = False
+
+    def wait_ready(self, timeout_s: float = 300.0) -> None:
+        """Block until the worker has imported the decoders."""
+        if not self.ready:
+            if not self.conn.poll(timeout_s) or self.conn.recv() != "ready":
+                raise RuntimeError("a decode worker failed to start")
+            self.ready = True
 
     def submit(self, task: DecodeTask, timeout_s: float) -> None:
+        self.wait_ready()
         self.task, self.deadline = task, time.monotonic() + timeout_s
         self.conn.send(task)
 

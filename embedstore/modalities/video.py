@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from embedstore.errors import EmbedstoreError, PayloadTooLarge, UnsupportedMediaType
+from embedstore.errors import EmbedstoreError, PayloadTooLarge
 from embedstore.modalities.audio import clip_windows, decode_av_audio, waveform_to_clips
 from embedstore.modalities.registry import Modality, register_modality
 from embedstore.modalities.sources import (
@@ -142,7 +142,7 @@ def load(
         try:
             container = av.open(f, metadata_errors="ignore")
         except av.error.InvalidDataError as e:
-            raise UnsupportedMediaType(f"{name}: not a video format we can read") from e
+            raise invalid(source, f"not a video file we can read ({e.strerror or e})") from e
         with container:
             if not container.streams.video:
                 raise invalid(source, "no video stream")
