@@ -152,6 +152,7 @@ def auto_row(
     )
     qps = len(ds.xq) / t.median_s
     best = best_at(rows, target, 256, "indexers") or best_at(rows, target, 256, "faiss")
+    click.echo(f"auto_spec picked {spec}: recall@{k} {recall:.3f}, {qps:,.0f} QPS", err=True)
     return {
         "auto_spec": spec,
         "recall_at_k": round(recall, 4),
@@ -292,8 +293,7 @@ def main(
     }
     doc = result_doc("ann", params, rows)
     doc["overhead"] = overhead_rows(rows)
-    if "indexers" in layer_names:
-        doc["auto"] = auto_row(ds, rows, k, target, runs)
+    doc["auto"] = auto_row(ds, rows, k, target, runs)
     emit(doc, as_json=as_json, out=out, plot=plot)
 
 

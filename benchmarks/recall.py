@@ -24,7 +24,7 @@ import click
 import numpy as np
 
 from benchmarks.common import emit, output_options, result_doc
-from benchmarks.recall_data import EmbeddingCache, Key, Pair, read_manifest
+from benchmarks.recall_data import EmbeddingCache, Key, Pair, read_manifest, tuxpaint_manifest
 from embedstore.errors import EmbedstoreError
 
 KS = (1, 5, 10)
@@ -259,6 +259,14 @@ def run(
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--threads", type=int, default=0, help="torch threads (0: torch default).")
+@click.option(
+    "--tuxpaint",
+    "tuxpaint",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Evaluate N stamps of Debian's tuxpaint-stamps-default (caption/sound <-> photo).",
+)
 @output_options
 def main(
     manifest: Path | None,
@@ -272,6 +280,7 @@ def main(
     batch_size: int,
     weights_dir: Path | None,
     threads: int,
+    tuxpaint: int | None,
     as_json: bool,
     out: Path | None,
     smoke: bool,
@@ -290,8 +299,12 @@ def main(
             manifest = manifest or smoke_manifest(Path(tmp))
             encoder, device, threads = "imagebind_test", "cpu", threads or 2
             spec = "HNSW16" if spec == "auto" else spec  # exercise a real ANN index
+        if tuxpaint is not None:
+            if manifest is not None:
+                raise click.UsageError("give either MANIFEST or --tuxpaint")
+            manifest = tuxpaint_manifest(Path(tmp) / "tuxpaint.jsonl", limit=tuxpaint or None)
         if manifest is None:
-            raise click.UsageError("give a MANIFEST (or --smoke)")
+            raise click.UsageError("give a MANIFEST (or --tuxpaint N, or --smoke)")
         if threads:
             import torch
 
@@ -322,8 +335,10 @@ def main(
                 raise click.ClickException(str(e)) from e
             raise
         doc["params"]["smoke"] = smoke
-        if smoke:
-            doc["params"]["manifest"] = "smoke"
+        if smoke or tuxpaint is not None:
+            doc["params"]["manifest"] = (
+                "smoke" if smoke else f"tuxpaint-stamps-default ({tuxpaint})"
+            )
         emit(doc, as_json=as_json, out=out, plot=plot)
 
 

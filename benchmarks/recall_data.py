@@ -178,3 +178,39 @@ class EmbeddingCache:
             vecs = np.stack([self.encoder.encode("vision", it.clips).mean(axis=0) for it in items])
             return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         return np.asarray(self.encoder.encode(modality, torch.stack(items)), dtype=np.float32)
+
+
+TUXPAINT = Path("/usr/share/tuxpaint/stamps")
+
+
+def tuxpaint_manifest(
+    out: Path, root: Path = TUXPAINT, limit: int | None = 200, seed: int = 0
+) -> Path:
+    """Write a manifest from Debian's ``tuxpaint-stamps-default``: caption/sound <-> photo pairs.
+
+    Each stamp ``X.png`` with a caption ``X.txt`` gives text->vision and vision->text rows, and
+    with a sound ``X.ogg``/``X.wav`` audio->vision rows; the label is the stamp's folder name.
+    """
+    if not root.is_dir():
+        raise InvalidInput(
+            f"{root} not found; install it with: apt-get install tuxpaint-stamps-default"
+        )
+    stamps = [p for p in sorted(root.rglob("*.png")) if p.with_suffix(".txt").is_file()]
+    if limit is not None and limit < len(stamps):
+        pick = np.random.default_rng(seed).permutation(len(stamps))[:limit]
+        stamps = [stamps[i] for i in sorted(pick)]
+    rows = []
+    for png in stamps:
+        caption = png.with_suffix(".txt").read_text(encoding="utf-8").splitlines()[0].strip()
+        label = png.parent.name
+        rows.append(("text", caption, "vision", str(png), label))
+        rows.append(("vision", str(png), "text", caption, label))
+        sound = next(
+            (s for s in (png.with_suffix(".ogg"), png.with_suffix(".wav")) if s.is_file()), None
+        )
+        if sound is not None:
+            rows.append(("audio", str(sound), "vision", str(png), label))
+    keys = ("query_modality", "query", "target_modality", "target", "label")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(dict(zip(keys, r, strict=True))) + "\n" for r in rows))
+    return out
