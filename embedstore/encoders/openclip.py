@@ -109,6 +109,8 @@ class OpenCLIPEncoder(Encoder):
     def encode(self, modality: str, batch: torch.Tensor) -> np.ndarray:
         """Images (B,3,H,W), single clips (B,3,T,H,W: frames averaged) or token ids (B,77)."""
         self.check_modality(modality)
+        if len(batch) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
         model: Any = self.model
         with torch.inference_mode():
             if modality == "text":

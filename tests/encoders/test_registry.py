@@ -143,3 +143,10 @@ def test_reduced_precision_on_cpu_stays_close_to_fp32(precision: str) -> None:
     for modality, batch in batches().items():
         cos = (full.encode(modality, batch) * low.encode(modality, batch)).sum(axis=1)
         assert cos.min() >= 0.999, (modality, cos)
+
+
+@pytest.mark.parametrize("name", ["imagebind_test", "openclip_test"])
+def test_an_empty_batch_gives_an_empty_matrix(name: str) -> None:
+    enc = create_encoder(name, device="cpu")
+    out = enc.encode("text", torch.zeros(0, 77, dtype=torch.long))
+    assert out.shape == (0, enc.dim) and out.dtype == np.float32

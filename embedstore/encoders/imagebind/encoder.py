@@ -116,6 +116,8 @@ class ImageBindEncoder(Encoder):
         self.check_modality(modality)
         ndims = VISION_NDIMS if modality == "vision" else (2,) if modality == "text" else (3, 4, 5)
         batch = as_batch(modality, batch, ndims, self.name)
+        if batch.shape[0] == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
         with torch.inference_mode():
             batch = batch.to(self.device, non_blocking=True)
             if batch.ndim == 5 and modality != "vision":
