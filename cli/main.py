@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from cli.bench import bench
+from cli.bind import bind
 from cli.collections import collections, init
 from cli.encoders import encoders
 from cli.index import index
@@ -97,3 +98,4 @@ cli.add_command(serve)
 cli.add_command(encoders)
 cli.add_command(collections)
 cli.add_command(bench)
+cli.add_command(bind)

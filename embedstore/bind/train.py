@@ -160,11 +160,14 @@ def train_tower(
     resume: bool = False,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    max_steps: int | None = None,
 ) -> TrainResult:
     """Train ``tower`` so ``tower(inputs[i])`` lands next to ``anchors[i]`` (symmetric InfoNCE).
 
     Only parameters with ``requires_grad`` train (LoRA freezes the base). ``anchor_ids`` marks rows
     sharing one anchor. A checkpoint is written each epoch (and every ``checkpoint_every`` steps).
+    ``max_steps`` stops this call early (at that global step, checkpointed) without changing the
+    schedule, so a later ``resume=True`` call continues the same run.
     """
     device = torch.device(device)
     dtype = autocast_dtype(device, config.precision)
@@ -245,6 +248,11 @@ def train_tower(
             bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4f}", T=f"{scale.temperature:.4f}")
             if config.checkpoint_every and result.step % config.checkpoint_every == 0:
                 checkpoint(epoch, b + 1)
+            if max_steps is not None and result.step >= max_steps:
+                checkpoint(epoch, b + 1)
+                bar.close()
+                result.temperature = scale.temperature
+                return result
         record: dict[str, Any] = {
             "epoch": epoch + 1,
             "step": result.step,
