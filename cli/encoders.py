@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from cli.common import emit_json, get_engine
@@ -15,7 +17,7 @@ def encoders(ctx: click.Context, as_json: bool) -> None:
     from embedstore.encoders import list_encoders
 
     weights_dir = get_engine(ctx).settings.resolved_weights_dir
-    rows = []
+    rows: list[dict[str, Any]] = []
     for info in list_encoders():
         needs = bool(getattr(info, "weights_file", None))
         present = bool(info.weights_present(weights_dir)) if needs else True

@@ -97,6 +97,8 @@ class Embedder:
         """Split one decoded item into pieces (video: clips + sound track) and queue them."""
         from embedstore.modalities import VideoItem
 
+        pieces: list[tuple[str, int, float | None, float | None, Any]]
+        extra: dict[str, Any]
         if isinstance(decoded, VideoItem):
             pieces = [
                 ("vision", i, s, e, decoded.clips[i])

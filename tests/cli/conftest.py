@@ -26,9 +26,11 @@ def runner() -> CliRunner:
 
 
 @pytest.fixture
-def invoke(runner: CliRunner) -> Callable[..., Result]:
-    """Run the real CLI in-process with the tiny encoder on CPU."""
+def invoke(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """Run the real CLI in-process on CPU, decoding inline (the subprocess tests use workers)."""
     from cli.main import cli
+
+    monkeypatch.setenv("EMBEDSTORE_WORKERS", "0")
 
     def run(*args: Any, ok: bool = True) -> Result:
         result = runner.invoke(cli, ["--device", "cpu", *map(str, args)], catch_exceptions=False)

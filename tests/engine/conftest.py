@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from ingest_media import make_library
 
-from embedstore.config import Settings
-from embedstore.engine import Engine
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ingest_media import make_library  # noqa: E402
+
+from embedstore.config import Settings  # noqa: E402
+from embedstore.engine import Engine  # noqa: E402
 
 torch.set_num_threads(2)
 

@@ -1,0 +1,110 @@
+"""The real entry point in a subprocess: exit codes, JSON on stdout, kill -9 and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from ingest_media import many_images
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: object, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli", "--device", "cpu", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def env(data_dir: Path) -> dict[str, str]:
+    return {**os.environ, "EMBEDSTORE_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": "1"}
+
+
+def test_index_and_search_through_python_m_cli(env: dict[str, str], library: Path) -> None:
+    (library / "junk.png").write_bytes(b"not an image")
+    done = run_cli(
+        "index", library, "-c", "media", "--encoder", "imagebind_test", "--json", env=env
+    )
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    assert report["added"] == 9 and [f["uri"] for f in report["failed"]] == [
+        str(library / "junk.png")
+    ]
+    assert "skipping " in done.stderr
+    found = run_cli(
+        "search", "a bird", "-c", "media", "-k", "4", "--in", "vision,audio", "--json", env=env
+    )
+    assert found.returncode == 0, found.stderr
+    hits = json.loads(found.stdout)
+    assert len(hits) == 4 and {h["modality"] for h in hits} <= {"vision", "audio"}
+    missing = run_cli("search", "x", "-c", "nope", env=env)
+    assert missing.returncode == 3 and missing.stderr.startswith("Error: ")
+
+
+def _committed(data_dir: Path) -> int:
+    """Items committed so far, read straight from the SQLite file (cheap enough to poll)."""
+    db = data_dir / "embedstore.db"
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return conn.execute("SELECT count(*) FROM items WHERE status = 'ok'").fetchone()[0]
+    except sqlite3.OperationalError:  # schema not created yet
+        return 0
+
+
+@pytest.mark.slow
+def test_kill_during_index_then_resume(env: dict[str, str], tmp_path: Path, data_dir: Path) -> None:
+    total = 300
+    lib = many_images(tmp_path / "big", total, size=160)
+    args = [
+        sys.executable,
+        "-m",
+        "cli",
+        "--device",
+        "cpu",
+        "index",
+        lib,
+        "-c",
+        "big",
+        "--encoder",
+        "imagebind_test",
+        "--batch-size",
+        "8",
+        "--workers",
+        "1",
+        "--json",
+    ]
+    proc = subprocess.Popen(
+        list(map(str, args)), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 240
+    committed = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        committed = _committed(data_dir)
+        if committed >= 8:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "indexing finished before it could be killed; use more files"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = _committed(data_dir)
+    assert 8 <= before < total
+    done = run_cli("index", lib, "-c", "big", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["unchanged"] == before and report["added"] == total - before
+    assert report["failed"] == [] and _committed(data_dir) == total
