@@ -79,6 +79,7 @@ def measure(
                     "batch": b,
                     "recall_at_k": round(recall, 4),
                     "qps": round(len(q) / t.median_s, 1),
+                    "qps_cpu": round(len(q) / max(t.cpu_median_s, 1e-9), 1),
                     "build_s": round(built.build_s, 3),
                     "index_mb": round(built.index_mb, 2),
                     "rss_delta_mb": round(built.rss_delta_mb, 1),
@@ -101,7 +102,7 @@ def overhead_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         base = same.get((r["spec"], r["param"], r["value"], r["batch"]))
         better = [
-            f["qps"]
+            f
             for f in faiss_rows
             if f["spec"] == r["spec"]
             and f["batch"] == r["batch"]
@@ -119,10 +120,17 @@ def overhead_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "qps": r["qps"],
                 "faiss_qps": base["qps"] if base else None,
                 "qps_ratio": round(r["qps"] / base["qps"], 3) if base and base["qps"] else None,
-                "qps_ratio_equal_recall": round(r["qps"] / max(better), 3) if better else None,
+                "qps_ratio_equal_recall": _ratio(r, better, "qps"),
+                "cpu_ratio": round(r["qps_cpu"] / base["qps_cpu"], 3) if base else None,
+                "cpu_ratio_equal_recall": _ratio(r, better, "qps_cpu"),
             }
         )
     return out
+
+
+def _ratio(row: dict[str, Any], refs: list[dict[str, Any]], key: str) -> float | None:
+    best = max((f[key] for f in refs), default=0.0)
+    return round(row[key] / best, 3) if best else None
 
 
 def best_at(

@@ -147,6 +147,8 @@ def build_store(spec: str, xb: np.ndarray, ef_construction: int = HNSW_EF_CONSTR
             for i in range(s, min(len(xb), s + chunk))
         ]
         item_ids += coll.add_items(items)
+    if spec.upper().startswith("IVF"):  # retrain on a sample of everything (not the first chunk)
+        coll.reindex()
     coll.search(xb[:1], 1)  # the index is built or caught up lazily: include that in build time
     build_s = time.perf_counter() - t0
     row_of = np.full(max(item_ids) + 1, -1, dtype=np.int64)

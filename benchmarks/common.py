@@ -41,6 +41,7 @@ class Timing:
     p90_s: float
     runs: int
     times: tuple[float, ...] = field(default=(), repr=False)
+    cpu_median_s: float = 0.0  # process CPU time: steadier than wall time on a shared machine
 
     @property
     def min_s(self) -> float:
@@ -63,15 +64,16 @@ def timeit(
         fn()
     if cuda_sync:
         _cuda_sync()
-    times = []
+    times, cpu = [], []
     for _ in range(runs):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn()
         if cuda_sync:
             _cuda_sync()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     p90 = float(np.percentile(times, 90)) if len(times) > 1 else times[0]
-    return Timing(statistics.median(times), p90, runs, tuple(times))
+    return Timing(statistics.median(times), p90, runs, tuple(times), statistics.median(cpu))
 
 
 # -- recall ------------------------------------------------------------------------------------
