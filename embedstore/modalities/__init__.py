@@ -6,6 +6,7 @@ modality is one module that calls ``register_modality`` plus one import line bel
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from embedstore.errors import InvalidInput
@@ -29,13 +30,23 @@ def load(
 ) -> Any:
     """Decode and preprocess one item of ``modality`` from a path, bytes or (text) a ``str``."""
     spec = get_modality(modality)
+    _check_options(spec, options, source)
     with decoding(source, modality):
-        try:
-            return spec.load(source, limits or DEFAULT_LIMITS, **options)
-        except TypeError as e:
-            if "unexpected keyword argument" in str(e):
-                raise InvalidInput(f"{describe(source)}: bad option for {modality}: {e}") from e
-            raise
+        return spec.load(source, limits or DEFAULT_LIMITS, **options)
+
+
+def _check_options(spec: Modality, options: dict[str, Any], source: Source) -> None:
+    params = inspect.signature(spec.load).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise InvalidInput(
+            f"{describe(source)}: unknown option {unknown[0]!r} for {spec.name}; "
+            f"options: {', '.join(allowed) or 'none'}",
+            field=unknown[0],
+        )
 
 
 __all__ = [

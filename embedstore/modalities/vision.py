@@ -17,13 +17,13 @@ from embedstore.modalities.sources import (
     describe,
     open_source,
 )
-from embedstore.modalities.transforms import image_to_tensor
+from embedstore.modalities.transforms import SIZE, image_to_tensor
 
 EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 
 
 def open_image(
-    source: Source, limits: DecodeLimits = DEFAULT_LIMITS, *, exif: bool = True
+    source: Source, limits: DecodeLimits = DEFAULT_LIMITS, *, exif: bool = True, draft: int = 0
 ) -> Image.Image:
     """Decode the first frame of an image fully, enforcing the pixel limit before decoding."""
     name = describe(source)
@@ -43,6 +43,9 @@ def open_image(
                 )
             if w == 0 or h == 0:
                 raise ValueError(f"image has zero size {w}x{h}")
+            if draft and min(w, h) > draft:  # JPEG only: decode at a reduced DCT scale
+                scale = draft / min(w, h)
+                img.draft("RGB", (int(w * scale) + 1, int(h * scale) + 1))
             img.load()
             if exif:
                 img = ImageOps.exif_transpose(img)
@@ -64,13 +67,16 @@ def load(
     exif: bool = True,
     flatten_alpha: bool = False,
     background: tuple[int, int, int] = (255, 255, 255),
+    fast: bool = False,
 ) -> torch.Tensor:
     """An image file as ImageBind's (3, 224, 224) float32 input.
 
     ``exif`` applies the EXIF orientation (the official loader ignores it); ``flatten_alpha``
     composites transparent pixels over ``background`` instead of dropping alpha (the official way).
+    ``fast`` lets libjpeg decode large JPEGs at a reduced scale (short side >= 448 px) first: several
+    times faster on camera photos, no longer bit-identical to the official transform.
     """
-    img = open_image(source, limits, exif=exif)
+    img = open_image(source, limits, exif=exif, draft=2 * SIZE if fast else 0)
     with decoding(source, "image"):
         if flatten_alpha:
             img = _flatten_alpha(img, background)

@@ -95,3 +95,20 @@ def _white_png(path: Path) -> bytes:
     buf = io.BytesIO()
     Image.alpha_composite(canvas, rgba).convert("RGB").save(buf, format="PNG")
     return buf.getvalue()
+
+
+def test_fast_jpeg_decoding_of_a_large_photo_stays_close(assets: Path, tmp_path: Path) -> None:
+    big = (
+        Image.open(assets / "dog_image.jpg")
+        .convert("RGB")
+        .resize((2560, 3392), Image.Resampling.BICUBIC)
+    )
+    big.save(tmp_path / "big.jpg", quality=92)
+    exact = modalities.load("vision", tmp_path / "big.jpg")
+    fast = modalities.load("vision", tmp_path / "big.jpg", fast=True)
+    assert not torch.equal(exact, fast)
+    assert (exact - fast).abs().mean() < 0.01 and (exact - fast).abs().max() < 0.1
+    small = assets / "car_image.jpg"  # short side 360 < 448: decoded at full size either way
+    assert torch.equal(
+        modalities.load("vision", small, fast=True), modalities.load("vision", small)
+    )

@@ -48,7 +48,9 @@ def test_a_new_modality_is_one_registration() -> None:
         assert "bytes_test" in list_modalities()
         assert guess_modality("x.bytes_test") == "bytes_test"
         assert modalities.load("bytes_test", b"\x01\x02", scale=2.0).tolist() == [2.0, 4.0]
-        with pytest.raises(InvalidInput, match="bad option for bytes_test"):
+        with pytest.raises(
+            InvalidInput, match="unknown option 'colour' for bytes_test; options: scale"
+        ):
             modalities.load("bytes_test", b"\x01", colour="red")
     finally:
         from embedstore.modalities.registry import _REGISTRY
