@@ -28,7 +28,8 @@ def test_smoke_run_end_to_end(run_json, check_doc) -> None:  # type: ignore[no-u
     layers = {r["layer"] for r in doc["rows"]}
     assert layers == set(LAYERS.split(","))
     for r in doc["rows"]:
-        assert 0.0 <= r["recall_at_k"] <= 1.0 and r["qps"] > 0 and r["build_s"] >= 0
+        assert 0.0 <= r["recall_at_k"] <= 1.0 and r["build_s"] >= 0
+        assert r["qps"] > 0 and r["qps_cpu"] > 0 and r["index_mb"] > 0
         assert r["batch"] in (1, 256)
         if r["spec"] == "Flat":
             assert r["recall_at_k"] == 1.0
@@ -37,7 +38,10 @@ def test_smoke_run_end_to_end(run_json, check_doc) -> None:  # type: ignore[no-u
             (r["value"], r["layer"]): r["recall_at_k"] for r in doc["rows"] if r["spec"] == spec
         }
         assert max(recalls.values()) - min(recalls.values()) < 0.05
-    assert doc["overhead"] and all(o["qps_ratio"] > 0 for o in doc["overhead"])
+    assert doc["overhead"] and all(
+        o["qps_ratio"] > 0 and o["cpu_ratio"] > 0 for o in doc["overhead"]
+    )
+    assert {o["layer"] for o in doc["overhead"]} == set(LAYERS.split(",")) - {"faiss"}
     auto = doc["auto"]
     assert auto["auto_spec"] and 0.0 <= auto["recall_at_k"] <= 1.0
     assert auto["meets_target"] == (auto["recall_at_k"] >= p["target"])
