@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from contextlib import nullcontext
 from typing import Any, ClassVar
 
 import numpy as np
@@ -103,10 +102,3 @@ def as_batch(modality: str, batch: Any, ndims: tuple[int, ...], name: str) -> to
             field=modality,
         )
     return batch
-
-
-def autocast_for(device: torch.device, dtype: torch.dtype) -> Any:
-    """An autocast context for reduced precision on ``device`` (a no-op for fp32)."""
-    if dtype == torch.float32:
-        return nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)

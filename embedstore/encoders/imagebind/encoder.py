@@ -173,7 +173,10 @@ def imagebind_test(
         model = load_checkpoint(TEST_CONFIG, weights_path)
         version = f"imagebind_test:{file_fingerprint(weights_path)}"
     else:
-        model = ImageBindModel(**TEST_CONFIG)
+        with torch.device("meta"):
+            model = ImageBindModel(**TEST_CONFIG)
+        model = model.to_empty(device="cpu")
+        model.reset_buffers()
         init_weights(model, seed=TEST_SEED)
         version = f"imagebind_test:seed{TEST_SEED}"
     return ImageBindEncoder(
