@@ -57,3 +57,34 @@ def index_json(invoke: Callable[..., Any], *args: Any, ok: bool = True) -> dict[
     """``embedstore index ... --json`` parsed."""
     result = invoke("index", *args, "--encoder", "imagebind_test", "--json", ok=ok)
     return json.loads(result.stdout)
+
+
+def make_video(path: Path, name: str = "dog", seconds: float = 3.0, fps: int = 10) -> Path:
+    """An MP4 panning over a real photo, with that object's real sound as an AAC track."""
+    import av
+
+    with Image.open(ASSETS / f"{name}_image.jpg") as im:
+        photo = np.asarray(im.convert("RGB").resize((192, 144)))
+    data, sr = sf.read(ASSETS / f"{name}_audio.wav", dtype="float32", always_2d=True)
+    mono = np.ascontiguousarray(data.mean(axis=1)[: int(sr * seconds)])
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("mpeg4", rate=fps)
+        video.width, video.height, video.pix_fmt = 128, 96, "yuv420p"
+        audio = out.add_stream("aac", rate=sr)
+        audio.layout = "mono"
+        for i in range(int(seconds * fps)):
+            x = i * (photo.shape[1] - 128) // max(int(seconds * fps) - 1, 1)
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(photo[24:120, x : x + 128]))
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+        step = 1024
+        for i in range(0, len(mono), step):
+            chunk = mono[i : i + step]
+            if len(chunk) < step:
+                chunk = np.pad(chunk, (0, step - len(chunk)))
+            frame = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")
+            frame.sample_rate = sr
+            frame.pts = i
+            out.mux(audio.encode(frame))
+        out.mux(audio.encode())
+    return path
