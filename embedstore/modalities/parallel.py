@@ -108,8 +108,15 @@ class _Slot:
     def wait_ready(self, timeout_s: float = 300.0) -> None:
         """Block until the worker has imported the decoders."""
         if not self.ready:
-            if not self.conn.poll(timeout_s) or self.conn.recv() != "ready":
-                raise RuntimeError("a decode worker failed to start")
+            try:
+                ok = self.conn.poll(timeout_s) and self.conn.recv() == "ready"
+            except (EOFError, OSError):
+                ok = False
+            if not ok:
+                raise RuntimeError(
+                    "a decode worker failed to start (a script calling decode_many needs an "
+                    "`if __name__ == '__main__':` guard; or pass workers=0)"
+                )
             self.ready = True
 
     def submit(self, task: DecodeTask, timeout_s: float) -> None:
