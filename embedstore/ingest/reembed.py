@@ -11,6 +11,7 @@ from embedstore.errors import CollectionNotFound, Unavailable
 if TYPE_CHECKING:
     from embedstore.engine import Engine
     from embedstore.ingest.walk import FileEntry
+    from embedstore.store import Collection, Store
 
 
 def _entries(engine: Engine, name: str) -> tuple[list[FileEntry], int]:
@@ -44,9 +45,6 @@ def reembed_collection(
     from embedstore.ingest.run import IndexOptions, index_entries
 
     store = engine.store
-    swap = getattr(store, "swap_collections", None)
-    if swap is None:
-        raise Unavailable("This store cannot swap collections; re-embedding needs swap_collections")
     old = engine.collection(name).info()
     staging = f"{name}.reembed"
     with contextlib.suppress(CollectionNotFound):
@@ -61,10 +59,34 @@ def reembed_collection(
     )
     expected = len(entries) - len(report.failed)
     got = new.info().items
-    if got != expected:
+    if got != expected or not _finds_itself(new):
         store.drop_collection(staging)
         raise Unavailable(
             f"Re-embedding {name!r} produced {got} items, expected {expected}; kept the old one"
         )
+    swap = getattr(store, "swap_collections", None) or (lambda a, b: _swap_names(store, a, b))
     swap(name, staging)
     store.drop_collection(staging)
+
+
+def _finds_itself(coll: Collection) -> bool:
+    """A stored vector searched in the new index comes back as its own item."""
+    page = coll.list_items(limit=1, status="ok")
+    if not page:
+        return True
+    vectors = coll.vectors_of(page[0].id)
+    hits = coll.search(vectors[0].vector[None, :], 1, modalities=[vectors[0].modality])[0]
+    return bool(hits) and hits[0].id == page[0].id
+
+
+def _swap_names(store: Store, a: str, b: str) -> None:
+    """Exchange two collections' names in one transaction (readers see the old or the new)."""
+    from sqlalchemy import update
+
+    from embedstore.store.schema import writer
+    from embedstore.store.tables import collections
+
+    tmp = f"{a}.swap"
+    with writer(store.engine).begin() as conn:
+        for old, new in ((a, tmp), (b, a), (tmp, b)):
+            conn.execute(update(collections).where(collections.c.name == old).values(name=new))
