@@ -38,11 +38,10 @@ COLLECTION = "load"
 
 def fill_store(data_dir: Path, n: int, encoder: str, seed: int) -> dict[str, float]:
     """Write ``n`` synthetic vectors; time the store's own search and the in-process engine search."""
-    from embedstore.store import NewItem, NewVector
-
     from benchmarks.common import timeit
     from embedstore.config import Settings
     from embedstore.engine import Engine
+    from embedstore.store import NewItem, NewVector
 
     settings = Settings(data_dir=data_dir, encoder=encoder, device="cpu", workers=0)
     engine = Engine(settings)

@@ -124,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(system.metrics_router, dependencies=auth)
     for module in (collections, items, search):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=auth)
+        state.metrics.add_routes(module.router.routes, API_PREFIX)
 
     # Middleware: the last added runs first. Metrics see every answer, 413s included.
     app.add_middleware(InternalErrorMiddleware)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,6 +17,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.route_templates: dict[int, str] = {}
+        """Full path template by ``id(route)``, for routes included under a prefix."""
         self.requests = Counter(
             "embedstore_http_requests",
             "HTTP requests answered, by method, route template and status.",
@@ -43,6 +46,19 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+
+    def add_routes(self, routes: list[Any], prefix: str = "") -> None:
+        """Remember the full path template of routes a router mounts under ``prefix``."""
+        for route in routes:
+            path = getattr(route, "path", None)
+            if path is not None:
+                self.route_templates[id(route)] = prefix + path
+
+    def template(self, route: Any) -> str:
+        """The path template a request matched (``<unmatched>`` for 404s of unknown paths)."""
+        if route is None:
+            return "<unmatched>"
+        return self.route_templates.get(id(route)) or getattr(route, "path", None) or "<unmatched>"
 
     def observe_batch(self, encoder: str, modality: str, size: int, seconds: float) -> None:
         """Record one batched encoder call."""
@@ -77,8 +93,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, record_status)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "<unmatched>"
+            template = self.metrics.template(scope.get("route"))
             method = scope.get("method", "")
             self.metrics.requests.labels(method, template, str(status)).inc()
             self.metrics.latency.labels(method, template).observe(time.perf_counter() - start)

@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
-from embedstore.errors import DimensionMismatch, InvalidQuery, UnknownModality, UnsupportedModality
+from embedstore.errors import (
+    DimensionMismatch,
+    InvalidMedia,
+    InvalidQuery,
+    UnknownModality,
+    UnsupportedMediaType,
+    UnsupportedModality,
+)
 from embedstore.types import SearchResult
 
 if TYPE_CHECKING:
@@ -62,6 +69,8 @@ class QueryService:
                 f"k + offset = {opts.k + opts.offset} exceeds the server's max_k={max_k}",
                 field="offset",
             )
+        if opts.where is not None:
+            _check_where(opts.where)
         if opts.modalities:
             known = set(list_modalities())
             unknown = sorted(set(opts.modalities) - known)
@@ -98,10 +107,12 @@ class QueryService:
     def target(self, name: str) -> Target:
         """The collection and its encoder (loaded on first use)."""
         coll = self.engine.collection(name)
-        enc = self.engine.collection_encoder(coll)
-        return Target(coll, enc.name, coll.info().dim, frozenset(enc.modalities))
+        enc = self.engine.encoder(coll.encoder)  # cached; coll.info() would count rows
+        return Target(coll, coll.encoder, coll.dim, frozenset(enc.modalities))
 
-    def _decode(self, name: str, modality: str, source: str | bytes) -> tuple[Target, Any]:
+    def _decode(
+        self, name: str, modality: str, source: str | bytes, label: str | None = None
+    ) -> tuple[Target, Any]:
         from embedstore.modalities import DecodeLimits, load
 
         target = self.target(name)
@@ -112,17 +123,25 @@ class QueryService:
                 f"it knows: {', '.join(sorted(target.modalities))}",
                 field="modality",
             )
-        item = load(modality, source, limits=DecodeLimits.from_settings(self.settings))
+        try:
+            item = load(modality, source, limits=DecodeLimits.from_settings(self.settings))
+        except (InvalidMedia, UnsupportedMediaType) as e:
+            if label is None:
+                raise
+            raise type(e)(f"Upload {label!r}: {e}", field="file") from e
         return target, item
 
     # -- queries -----------------------------------------------------------------------------------
     async def embed(
-        self, name: str, modality: str, source: str | bytes
+        self, name: str, modality: str, source: str | bytes, label: str | None = None
     ) -> tuple[Target, np.ndarray]:
-        """Decode ``source`` off the event loop and embed it through the batcher: ``(dim,)``."""
+        """Decode ``source`` off the event loop and embed it through the batcher: ``(dim,)``.
+
+        ``label`` names an uploaded file in error messages.
+        """
         from embedstore.modalities import VideoItem
 
-        target, item = await run_in_threadpool(self._decode, name, modality, source)
+        target, item = await run_in_threadpool(self._decode, name, modality, source, label)
         if isinstance(item, VideoItem):  # many clips: one direct call, averaged by the engine
             vec = await run_in_threadpool(
                 self.engine.embed_query, target.collection, modality, source
@@ -131,10 +150,15 @@ class QueryService:
         return target, await self.batcher.embed(target.encoder, modality, item)
 
     async def search_source(
-        self, name: str, modality: str, source: str | bytes, opts: SearchOptions
+        self,
+        name: str,
+        modality: str,
+        source: str | bytes,
+        opts: SearchOptions,
+        label: str | None = None,
     ) -> list[SearchResult]:
         """Search with text (``modality='text'``) or the bytes of a media file."""
-        target, vec = await self.embed(name, modality, source)
+        target, vec = await self.embed(name, modality, source, label)
         return await run_in_threadpool(self._search, target.collection, vec, opts)
 
     async def search_vector(
@@ -151,11 +175,11 @@ class QueryService:
                 )
             if not all(math.isfinite(x) for x in vector):
                 raise InvalidQuery("Vector contains NaN or infinite values", field="vector")
-            q = np.asarray(vector, dtype=np.float32)
+            q = np.asarray(vector, dtype=np.float64)
             norm = float(np.linalg.norm(q))
             if not math.isfinite(norm) or norm == 0.0:
                 raise InvalidQuery("Vector must be finite and non-zero", field="vector")
-            return self._search(target.collection, q / norm, opts)
+            return self._search(target.collection, (q / norm).astype(np.float32), opts)
 
         return await run_in_threadpool(run)
 
@@ -177,6 +201,26 @@ class QueryService:
             q, opts.k, modalities=opts.modalities, where=opts.where, offset=opts.offset
         )
         return hits[0]
+
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _check_where(value: Any, depth: int = 0) -> None:
+    """Reject filters the catalog cannot store: integers beyond 64 bits, absurd nesting."""
+    if depth > 8:
+        raise InvalidQuery("'where' is nested too deeply", field="where")
+    if isinstance(value, dict):
+        for v in value.values():
+            _check_where(v, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _check_where(v, depth + 1)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not INT64[0] <= value <= INT64[1]:
+            raise InvalidQuery(f"'where' holds an integer beyond 64 bits: {value}", field="where")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise InvalidQuery("'where' holds NaN or an infinite number", field="where")
 
 
 def elapsed_ms(start: float) -> float:

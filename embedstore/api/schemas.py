@@ -18,9 +18,13 @@ class SearchRequest(BaseModel):
     vector: list[float] | None = Field(
         None, description="A raw query vector of the collection's dim."
     )
-    item_id: int | None = Field(None, description="Search for neighbours of a stored item.")
-    k: int = Field(10, ge=1, description="How many hits to return (at most the server's max_k).")
-    offset: int = Field(0, ge=0, description="Skip this many hits (pagination).")
+    item_id: int | None = Field(
+        None, ge=1, le=2**63 - 1, description="Search for neighbours of a stored item."
+    )
+    k: int = Field(
+        10, ge=1, le=2**31, description="How many hits to return (at most the server's max_k)."
+    )
+    offset: int = Field(0, ge=0, le=2**31, description="Skip this many hits (pagination).")
     modalities: list[str] | None = Field(None, description="Only hits of these modalities.")
     where: Where | None = Field(None, description="Metadata filter, e.g. {'year': {'gte': 2020}}.")
 
@@ -29,8 +33,8 @@ class SearchForm(BaseModel):
     """The non-file fields of a multipart search."""
 
     modality: str | None = None
-    k: int = Field(10, ge=1)
-    offset: int = Field(0, ge=0)
+    k: int = Field(10, ge=1, le=2**31)
+    offset: int = Field(0, ge=0, le=2**31)
     modalities: list[str] | None = None
     where: Where | None = None
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import socket
 import threading
 import time
@@ -10,33 +9,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 import torch
 import uvicorn
 from fastapi.testclient import TestClient
-from PIL import Image
 
 from embedstore.api import create_app
 from embedstore.config import Settings
 
+from .mediafiles import png_bytes, wav_bytes
+
 torch.set_num_threads(2)
-
-
-def png_bytes(color: tuple[int, int, int], size: int = 48) -> bytes:
-    """A solid-colour PNG."""
-    out = io.BytesIO()
-    Image.new("RGB", (size, size), color).save(out, format="PNG")
-    return out.getvalue()
-
-
-def wav_bytes(freq: float = 440.0, seconds: float = 1.0, rate: int = 16000) -> bytes:
-    """A sine tone as 16-bit WAV."""
-    t = np.arange(int(seconds * rate)) / rate
-    out = io.BytesIO()
-    sf.write(out, 0.5 * np.sin(2 * np.pi * freq * t), rate, format="WAV", subtype="PCM_16")
-    return out.getvalue()
 
 
 @pytest.fixture

@@ -10,7 +10,9 @@ from pathlib import Path
 import httpx
 
 from embedstore.config import Settings
-from tests.api.conftest import png_bytes, serve
+
+from .conftest import serve
+from .mediafiles import png_bytes
 
 
 def test_health_over_http(server: str) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, is_dataclass
-from pathlib import Path
-from typing import Any
+from pathlib import Path as FsPath
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -26,11 +26,14 @@ from embedstore.errors import (
 
 router = APIRouter()
 
+MAX_ID = 2**63 - 1
+ItemId = Annotated[int, Path(ge=1, le=MAX_ID, description="The item's id.")]
+
 _ADD_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/AddPath"}},
+            "application/json": {"schema": AddPath.model_json_schema()},
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
@@ -105,18 +108,19 @@ async def _add_upload(name: str, request: Request, state: StateDep) -> AddRespon
     def add() -> AddResponse:
         path = save_upload(state.settings, name, data, fmt)
         report = state.engine.index([path], name, modality=modality, workers=0)
-        if report.failed:
+        if report.failed:  # a rejected upload leaves neither a file nor a failure record
+            state.engine.collection(name).remove(uris=[str(path)])
             path.unlink(missing_ok=True)
             reason = report.failed[0].reason
             raise InvalidMedia(f"Upload {filename!r} could not be indexed: {reason}", uri=filename)
         item_id = _item_id(state, name, path)
-        _set_metadata(state, name, item_id, {"filename": filename, **(metadata or {})})
+        _set_metadata(state, name, item_id, {"name": filename, **(metadata or {})})
         return AddResponse(ids=[item_id], report=report.to_dict())
 
     return await run_in_threadpool(add)
 
 
-def _item_id(state: ApiState, name: str, path: Path) -> int:
+def _item_id(state: ApiState, name: str, path: FsPath) -> int:
     coll = state.engine.collection(name)
     return int(coll.get_item(str(path)).id)
 
@@ -155,7 +159,7 @@ def list_items(
     name: str,
     state: StateDep,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_ID),
 ) -> list[ItemOut]:
     """Items of a collection, in id order."""
     coll = state.engine.collection(name)
@@ -168,7 +172,7 @@ def list_items(
     responses=_ITEM_RESPONSES,
     summary="Get an item",
 )
-def get_item(name: str, item_id: int, state: StateDep) -> ItemOut:
+def get_item(name: str, item_id: ItemId, state: StateDep) -> ItemOut:
     """One item with its metadata."""
     return item_out(state.engine.collection(name).get_item(item_id))
 
@@ -179,7 +183,7 @@ def get_item(name: str, item_id: int, state: StateDep) -> ItemOut:
     responses=_ITEM_RESPONSES,
     summary="Remove an item",
 )
-def remove_item(name: str, item_id: int, state: StateDep) -> Response:
+def remove_item(name: str, item_id: ItemId, state: StateDep) -> Response:
     """Remove an item and its vectors (and its file, if it was uploaded)."""
     coll = state.engine.collection(name)
     info = coll.get_item(item_id)
@@ -195,7 +199,7 @@ def remove_item(name: str, item_id: int, state: StateDep) -> Response:
     responses={403: {"description": "File outside the served folders"}, **_ITEM_RESPONSES},
     summary="Download an item's file",
 )
-def get_media(name: str, item_id: int, state: StateDep) -> FileResponse:
+def get_media(name: str, item_id: ItemId, state: StateDep) -> FileResponse:
     """The item's file, if it lies inside the configured roots or the collection's uploads."""
     info = state.engine.collection(name).get_item(item_id)
     path = media_path(state.settings, name, info.uri)
@@ -213,7 +217,7 @@ def get_media(name: str, item_id: int, state: StateDep) -> FileResponse:
     },
     summary="A JPEG thumbnail of an image or video item",
 )
-def get_thumbnail(name: str, item_id: int, state: StateDep) -> Response:
+def get_thumbnail(name: str, item_id: ItemId, state: StateDep) -> Response:
     """A JPEG (at most 256x256) of an image, depth or thermal map, or a video's first frame."""
     info = state.engine.collection(name).get_item(item_id)
     path = media_path(state.settings, name, info.uri)

@@ -41,7 +41,7 @@ SEARCH_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/SearchRequest"}},
+            "application/json": {"schema": SearchRequest.model_json_schema()},
             "multipart/form-data": {"schema": _FORM_SCHEMA},
         },
     }
@@ -125,4 +125,4 @@ async def _search_upload(name: str, request: Request, state: StateDep) -> list[S
     source: str | bytes = data
     if modality == "text":
         source = state.queries.check_text(data.decode("utf-8", errors="replace"))
-    return await state.queries.search_source(name, modality, source, opts)
+    return await state.queries.search_source(name, modality, source, opts, label=filename)
