@@ -12,6 +12,7 @@ sounds, re-encoded at several sizes, and MP4s (H.264 + AAC) made from them.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import sys
 import tempfile
@@ -35,10 +36,10 @@ from embedstore.modalities import DecodeTask, decode_many
 
 ASSETS = ROOT.parent / "shared" / "fixtures" / "imagebind" / "assets"
 SMOKE: dict[str, Any] = {
-    "images": 12,
-    "audio": 6,
-    "videos": 2,
-    "video_seconds": 4.0,
+    "images": 9,
+    "audio": 4,
+    "videos": 1,
+    "video_seconds": 3.0,
     "workers": "0,2",
 }
 
@@ -110,6 +111,13 @@ def plain_decode(kind: str, path: Path) -> None:
                 pass
 
 
+def plain_decode_all(kind: str, files: list[Path]) -> int:
+    """Decode every file with ``plain_decode``; returns the count."""
+    for path in files:
+        plain_decode(kind, path)
+    return len(files)
+
+
 def _time(fn: Callable[[], int]) -> tuple[float, int]:
     t0 = time.perf_counter()
     n = fn()
@@ -124,7 +132,7 @@ def run_embedstore(kind: str, files: list[Path], workers: int) -> tuple[float, i
         done = 0
         for task, value in decode_many(tasks, workers):
             if isinstance(value, Exception):
-                raise RuntimeError(f"{task.source}: {value}")
+                raise RuntimeError(f"{task.key}: {value}")
             done += 1
         return done
 
@@ -173,7 +181,7 @@ def main(
             if not files:
                 continue
             mb = sum(p.stat().st_size for p in files) / 1e6
-            seconds, _ = _time(lambda k=kind, fs=files: sum(plain_decode(k, p) is None for p in fs))
+            seconds, _ = _time(functools.partial(plain_decode_all, kind, files))
             rows.append(_row(kind, "plain", 0, len(files), mb, seconds))
             for n in counts:
                 seconds, _ = run_embedstore(kind, files, n)
