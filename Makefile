@@ -22,6 +22,8 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,postgres]'
+	@# test data only: seglearn ships a real smartwatch IMU recording (the package is never imported)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps seglearn
 	@touch $@
 
 # Install Debian data packages when missing and when we can (root + apt); otherwise the tests
