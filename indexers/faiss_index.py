@@ -72,6 +72,9 @@ class FaissIndex:
         self._ivf = ivf
         inner = self._index if ivf is not None else faiss.downcast_index(self._index.index)
         self._hnsw = inner if isinstance(inner, faiss.IndexHNSW) else None
+        for part in (inner, ivf):  # polysemous training costs minutes and we never use it
+            if part is not None and hasattr(part, "do_polysemous_training"):
+                part.do_polysemous_training = False
         self.nprobe = min(ivf.nlist, max(8, ivf.nlist // 16)) if ivf is not None else 0
         self.ef_search = 64
         self._can_remove = self._probe_remove()
@@ -183,6 +186,8 @@ class FaissIndex:
                 self.nprobe = int(value)
             elif key == "efSearch" and self._hnsw is not None:
                 self.ef_search = int(value)
+            elif key == "efConstruction" and self._hnsw is not None:
+                self._hnsw.hnsw.efConstruction = int(value)
             else:
                 try:
                     faiss.ParameterSpace().set_index_parameter(self._index, key, float(value))

@@ -1,0 +1,39 @@
+"""Seeded, structured synthetic vectors (clusters on the unit sphere) for index tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import faiss
+import numpy as np
+import pytest
+
+
+def clustered(
+    n: int, dim: int, *, clusters: int = 32, seed: int = 0, spread: float = 0.25
+) -> np.ndarray:
+    """``n`` L2-normalised float32 vectors drawn around ``clusters`` random centres."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, dim)).astype(np.float32)
+    x = centres[rng.integers(0, clusters, n)] + spread * rng.standard_normal((n, dim)).astype(
+        np.float32
+    )
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(np.float32)
+
+
+@pytest.fixture(autouse=True)
+def _one_faiss_thread() -> Iterator[None]:
+    """FAISS's OpenMP threads only slow small indexes down on a shared CPU."""
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def dataset() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, base vectors, queries): 6000 x 32, ids that are not row numbers."""
+    x = clustered(6100, 32)
+    ids = np.arange(6000, dtype=np.int64) * 3 + 7
+    return ids, x[:6000], x[6000:]
