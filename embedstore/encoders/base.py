@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar
 
 import numpy as np
@@ -48,6 +49,19 @@ def enable_tf32(device: torch.device, precision: str) -> None:
     if precision == "tf32" and device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+
+
+def strict_fp32(device: torch.device, precision: str) -> AbstractContextManager[Any]:
+    """On CUDA with ``fp32``, keep cuDNN convolutions (the patch stems) out of TF32."""
+    if device.type != "cuda" or precision != "fp32":
+        return nullcontext()
+    cudnn = torch.backends.cudnn
+    return cudnn.flags(
+        enabled=cudnn.enabled,
+        benchmark=cudnn.benchmark,
+        deterministic=cudnn.deterministic,
+        allow_tf32=False,
+    )
 
 
 def l2_normalize(x: torch.Tensor) -> torch.Tensor:

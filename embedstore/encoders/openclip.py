@@ -22,6 +22,7 @@ from embedstore.encoders.base import (
     enable_tf32,
     resolve_device,
     resolve_dtype,
+    strict_fp32,
 )
 from embedstore.encoders.registry import (
     EncoderInfo,
@@ -112,7 +113,7 @@ class OpenCLIPEncoder(Encoder):
         if len(batch) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         model: Any = self.model
-        with torch.inference_mode():
+        with torch.inference_mode(), strict_fp32(self.device, self.precision):
             if modality == "text":
                 ids = as_batch(modality, batch, (2,), self.name)
                 emb = model.encode_text(self._tokens(ids))

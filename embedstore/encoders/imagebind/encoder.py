@@ -16,6 +16,7 @@ from embedstore.encoders.base import (
     enable_tf32,
     resolve_device,
     resolve_dtype,
+    strict_fp32,
 )
 from embedstore.encoders.imagebind.init import init_weights
 from embedstore.encoders.imagebind.model import MODALITIES, ImageBindModel
@@ -118,7 +119,7 @@ class ImageBindEncoder(Encoder):
         batch = as_batch(modality, batch, ndims, self.name)
         if batch.shape[0] == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with torch.inference_mode():
+        with torch.inference_mode(), strict_fp32(self.device, self.precision):
             batch = batch.to(self.device, non_blocking=True)
             if batch.ndim == 5 and modality != "vision":
                 b, s = batch.shape[:2]
