@@ -155,14 +155,23 @@ def batch_totals(url: str) -> tuple[float, float]:
 @click.option("--encoder", default="imagebind_test", show_default=True)
 @click.option("--batch-wait-ms", type=float, default=2.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--threads",
+    type=int,
+    default=1,
+    show_default=True,
+    help="OMP_NUM_THREADS for the server and the in-process baseline (0: leave as is).",
+)
 @output_options
 def main(n: int, concurrency: str, requests: int, duration: float, encoder: str,
-         batch_wait_ms: float, seed: int, as_json: bool, out: Path | None, smoke: bool,
+         batch_wait_ms: float, seed: int, threads: int, as_json: bool, out: Path | None, smoke: bool,
          plot: Path | None) -> None:  # fmt: skip
     """Measure text-search throughput and latency of the HTTP API on loopback."""
     if smoke:
         n, requests, duration = 2000, 60, 8.0
     levels = parse_ints(concurrency)
+    if threads > 0:  # before torch/faiss load; the server subprocess inherits it
+        os.environ["OMP_NUM_THREADS"] = str(threads)
     with tempfile.TemporaryDirectory(prefix="embedstore-load-") as tmp:
         data_dir = Path(tmp) / "data"
         click.echo(f"writing {n} vectors ...", err=True)
@@ -190,6 +199,7 @@ def main(n: int, concurrency: str, requests: int, duration: float, encoder: str,
             proc.wait(timeout=30)
     params = {"n": n, "encoder": encoder, "k": 10, "requests_cap": requests,
               "duration_cap_s": duration, "batch_wait_ms": batch_wait_ms, "seed": seed,
+              "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
               "server": "uvicorn 1 worker on 127.0.0.1, client in the same machine",
               **{k: round(v, 3) for k, v in base.items()}}  # fmt: skip
     emit(result_doc("load", params, rows), as_json=as_json, out=out, plot=None)

@@ -142,12 +142,14 @@ class QueryService:
         from embedstore.modalities import VideoItem
 
         target, item = await run_in_threadpool(self._decode, name, modality, source, label)
-        if isinstance(item, VideoItem):  # many clips: one direct call, averaged by the engine
-            vec = await run_in_threadpool(
-                self.engine.embed_query, target.collection, modality, source
-            )
-            return target, np.asarray(vec, dtype=np.float32).reshape(-1)
+        if isinstance(item, VideoItem):  # many clips: one direct call, their mean is the query
+            return target, await run_in_threadpool(self._embed_clips, target, item.clips)
         return target, await self.batcher.embed(target.encoder, modality, item)
+
+    def _embed_clips(self, target: Target, clips: Any) -> np.ndarray:
+        enc = self.engine.encoder(target.encoder)
+        vec = self.engine.encode(enc, "vision", clips).mean(axis=0)
+        return np.asarray(vec / max(float(np.linalg.norm(vec)), 1e-12), dtype=np.float32)
 
     async def search_source(
         self,

@@ -7,13 +7,14 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from embedstore.api import create_app
 from embedstore.config import Settings
 
-from .mediafiles import png_bytes, wav_bytes
+from .mediafiles import mp4_bytes, png_bytes, wav_bytes
 
 
 def test_add_by_path_then_get_list_and_remove(photos: TestClient, media: Path) -> None:
@@ -135,3 +136,21 @@ def test_uploads_over_the_limit_answer_413(api_settings: Settings) -> None:
         assert r.status_code == 413 and r.json()["type"] == "PayloadTooLarge"
         s = client.post("/v1/collections/up/search", files={"file": ("big.png", big)})
         assert s.status_code == 413
+
+
+@pytest.mark.slow
+def test_video_upload_thumbnail_and_search_by_clip(client: TestClient) -> None:
+    client.post("/v1/collections", json={"name": "clips"})
+    video = mp4_bytes(seconds=2.0)
+    added = client.post("/v1/collections/clips/items", files={"file": ("fade.mp4", video)})
+    assert added.status_code == 201, added.text
+    (item_id,) = added.json()["ids"]
+    assert client.get(f"/v1/collections/clips/items/{item_id}").json()["modality"] == "video"
+    thumb = client.get(f"/v1/collections/clips/items/{item_id}/thumbnail")
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+
+    r = client.post("/v1/collections/clips/search", files={"file": ("q.mp4", video)})
+    assert r.status_code == 200, r.text
+    hit = r.json()["results"][0]
+    assert hit["id"] == item_id and hit["score"] > 0.9
+    assert 0 <= hit["start"] < hit["end"] <= 2.0 + 1e-6  # the matching clip's time span
