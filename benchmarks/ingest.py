@@ -120,6 +120,7 @@ def main(
         else:
             files = make_images(root / "lib", n, size)
         inputs = files if tuxpaint else [root / "lib"]
+        decode_only(files[: max(workers, 1) * 2], workers)  # warm-up: worker start, imports
         decode_s = decode_only(files, workers)
         report, index_s, embedded = index_once(root / "d1", inputs, encoder, workers, batch_size)
         rows = [

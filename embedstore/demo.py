@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from embedstore.config import load_settings
 from embedstore.engine import Engine
 
 STAMPS = Path("/usr/share/tuxpaint/stamps")
+# Tux Paint's palette PNGs trigger a harmless Pillow warning per file (also in decode workers).
+warnings.filterwarnings("ignore", message="Palette images with Transparency", module="PIL")
 TEXT_TO_IMAGE = ["a badger", "a red fire truck", "a slice of pizza", "a butterfly", "a guitar"]
 TEXT_TO_AUDIO = ["a dog barking", "a cow mooing", "a bell ringing", "a car horn"]
 
@@ -126,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = Engine(settings)
     encoder = choose_encoder(engine, args.encoder)
     gpu = settings.resolved_device().startswith("cuda")
-    default_limit = None if (encoder != "imagebind_huge" or gpu) else 120
+    default_limit = 400 if (encoder != "imagebind_huge" or gpu) else 120
     limit = None if args.all else (args.limit if args.limit is not None else default_limit)
     stamps = find_stamps(STAMPS)
     chosen = pick(stamps, limit)
