@@ -87,3 +87,14 @@ def test_search_from_each_modality(engine: Engine, library: Path) -> None:
     assert hits[0].uri.endswith("car.png")
     similar = engine.similar("media", str(library / "bird.txt"), k=2)
     assert similar and all(h.uri != str(library / "bird.txt") for h in similar)
+
+
+def test_touched_file_is_hashed_but_not_embedded(engine: Engine, library: Path) -> None:
+    engine.index([library], "media", encoder=ENC)
+    n = engine.encoded_items
+    dog = library / "images" / "dog.png"
+    os.utime(dog, (1_000_000_000, 1_000_000_000))
+    report = engine.index([library], "media")
+    assert (report.unchanged, report.updated, engine.encoded_items) == (9, 0, n)
+    assert engine.collection("media").get_item(str(dog)).mtime == 1_000_000_000
+    assert engine.index([library], "media").unchanged == 9
