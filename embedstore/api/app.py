@@ -89,7 +89,7 @@ def _make_state(settings: Settings) -> ApiState:
         wait_ms=settings.batch_wait_ms,
         observe=metrics.observe_batch,
     )
-    queries = QueryService(engine, batcher, settings)
+    queries = QueryService(engine, batcher, settings, observe_search=metrics.observe_search)
     return ApiState(settings, engine, batcher, queries, metrics)
 
 
@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await state.batcher.aclose()
+            await state.queries.searcher.aclose()
             await run_in_threadpool(state.engine.close)
 
     app = FastAPI(

@@ -1,74 +1,73 @@
-"""Dynamic batching: concurrent queries of one (encoder, modality) share one model call."""
+"""Dynamic batching: concurrent requests with the same key share one call (model or index)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import anyio.to_thread
 import numpy as np
 import torch
 
-logger = logging.getLogger(__name__)
+In = TypeVar("In")
+Out = TypeVar("Out")
+K = TypeVar("K", bound=Hashable)
 
-EncodeFn = Callable[[str, str, torch.Tensor], np.ndarray]
-BatchObserver = Callable[[str, str, int, float], None]
+BatchObserver = Callable[[Any, int, float], None]
+"""Called as ``observe(key, batch_size, seconds)`` after every batched call."""
 
 
 @dataclass
-class _Queue:
-    items: asyncio.Queue[tuple[torch.Tensor, asyncio.Future[np.ndarray]]] = field(
-        default_factory=asyncio.Queue
-    )
+class _Queue(Generic[In, Out]):
+    items: asyncio.Queue[tuple[In, asyncio.Future[Out]]] = field(default_factory=asyncio.Queue)
     worker: asyncio.Task[None] | None = None
 
 
-class DynamicBatcher:
-    """Collect queries for up to ``wait_ms`` (or ``max_batch`` items) and embed them in one call.
+class Batcher(Generic[K, In, Out]):
+    """Collect requests for up to ``wait_ms`` (or ``max_batch`` items) and run them in one call.
 
-    ``encode(encoder, modality, batch)`` runs in a worker thread, never on the event loop; one
-    worker task per (encoder, modality) keeps at most one call per key in flight, so queries that
-    arrive while the model is busy form the next batch.
+    ``run(key, items)`` runs in a worker thread, never on the event loop, and returns one result
+    per item. One worker task per key keeps at most one call per key in flight, so requests that
+    arrive while a call is busy form the next batch.
     """
 
     def __init__(
         self,
-        encode: EncodeFn,
+        run: Callable[[K, list[In]], Sequence[Out]],
         *,
         max_batch: int = 32,
         wait_ms: float = 2.0,
         observe: BatchObserver | None = None,
     ) -> None:
-        self._encode = encode
+        self._run_batch = run
         self.max_batch = max(1, max_batch)
         self.wait_s = max(0.0, wait_ms) / 1000.0
         self._observe = observe
-        self._queues: dict[tuple[str, str], _Queue] = {}
+        self._queues: dict[K, _Queue[In, Out]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def embed(self, encoder: str, modality: str, item: torch.Tensor) -> np.ndarray:
-        """Embed one preprocessed item; returns its float32 ``(dim,)`` vector."""
+    async def submit(self, key: K, item: In) -> Out:
+        """Queue ``item`` under ``key`` and wait for its result."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a new event loop (e.g. a new test client): start afresh
             self._queues = {}
             self._loop = loop
-        key = (encoder, modality)
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = _Queue()
         if queue.worker is None or queue.worker.done():
-            queue.worker = loop.create_task(self._run(key, queue.items))
-        future: asyncio.Future[np.ndarray] = loop.create_future()
+            queue.worker = loop.create_task(self._work(key, queue.items))
+        future: asyncio.Future[Out] = loop.create_future()
         queue.items.put_nowait((item, future))
         return await future
 
     async def _collect(
-        self, items: asyncio.Queue[tuple[torch.Tensor, asyncio.Future[np.ndarray]]]
-    ) -> list[tuple[torch.Tensor, asyncio.Future[np.ndarray]]]:
+        self, items: asyncio.Queue[tuple[In, asyncio.Future[Out]]]
+    ) -> list[tuple[In, asyncio.Future[Out]]]:
         batch = [await items.get()]
         deadline = time.monotonic() + self.wait_s
         while len(batch) < self.max_batch:
@@ -86,39 +85,55 @@ class DynamicBatcher:
                 break
         return [(item, fut) for item, fut in batch if not fut.done()]
 
-    async def _run(
-        self,
-        key: tuple[str, str],
-        items: asyncio.Queue[tuple[torch.Tensor, asyncio.Future[np.ndarray]]],
-    ) -> None:
-        encoder, modality = key
+    async def _work(self, key: K, items: asyncio.Queue[tuple[In, asyncio.Future[Out]]]) -> None:
         while True:
             batch = await self._collect(items)
             if not batch:
                 continue
             start = time.perf_counter()
             try:
-                tensors = [item for item, _ in batch]
-                vectors = await anyio.to_thread.run_sync(self._stack_encode, key, tensors)
+                inputs = [item for item, _ in batch]
+                results = await anyio.to_thread.run_sync(self._run_batch, key, inputs)
             except Exception as e:  # handed to every waiting request
                 for _, fut in batch:
                     if not fut.done():
                         fut.set_exception(e)
                 continue
             if self._observe is not None:
-                self._observe(encoder, modality, len(batch), time.perf_counter() - start)
-            for row, (_, fut) in zip(vectors, batch):
+                self._observe(key, len(batch), time.perf_counter() - start)
+            for result, (_, fut) in zip(results, batch):
                 if not fut.done():
-                    fut.set_result(row)
-
-    def _stack_encode(self, key: tuple[str, str], tensors: list[torch.Tensor]) -> np.ndarray:
-        return self._encode(key[0], key[1], torch.stack(tensors))
+                    fut.set_result(result)
 
     async def aclose(self) -> None:
-        """Stop the worker tasks (pending queries are cancelled)."""
+        """Stop the worker tasks (pending requests are cancelled)."""
         for queue in self._queues.values():
             if queue.worker is not None:
                 queue.worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await queue.worker
         self._queues = {}
+
+
+EncodeFn = Callable[[str, str, torch.Tensor], np.ndarray]
+
+
+class DynamicBatcher(Batcher[tuple[str, str], torch.Tensor, np.ndarray]):
+    """Batches preprocessed query items per (encoder, modality) into one ``encode`` call."""
+
+    def __init__(
+        self,
+        encode: EncodeFn,
+        *,
+        max_batch: int = 32,
+        wait_ms: float = 2.0,
+        observe: BatchObserver | None = None,
+    ) -> None:
+        def run(key: tuple[str, str], items: list[torch.Tensor]) -> list[np.ndarray]:
+            return list(encode(key[0], key[1], torch.stack(items)))
+
+        super().__init__(run, max_batch=max_batch, wait_ms=wait_ms, observe=observe)
+
+    async def embed(self, encoder: str, modality: str, item: torch.Tensor) -> np.ndarray:
+        """Embed one preprocessed item; returns its float32 ``(dim,)`` vector."""
+        return await self.submit((encoder, modality), item)

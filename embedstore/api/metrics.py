@@ -46,6 +46,21 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._add_search_metrics()
+
+    def _add_search_metrics(self) -> None:
+        self.search_batch_size = Histogram(
+            "embedstore_search_batch_size",
+            "Queries searched together in one index call.",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.search_seconds = Histogram(
+            "embedstore_search_batch_duration_seconds",
+            "Time of one batched index search (FAISS plus catalog rows).",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
 
     def add_routes(self, routes: list[Any], prefix: str = "") -> None:
         """Remember the full path template of routes a router mounts under ``prefix``."""
@@ -60,10 +75,15 @@ class Metrics:
             return "<unmatched>"
         return self.route_templates.get(id(route)) or getattr(route, "path", None) or "<unmatched>"
 
-    def observe_batch(self, encoder: str, modality: str, size: int, seconds: float) -> None:
-        """Record one batched encoder call."""
-        self.batch_size.labels(encoder, modality).observe(size)
-        self.encode_seconds.labels(encoder, modality).observe(seconds)
+    def observe_batch(self, key: tuple[str, str], size: int, seconds: float) -> None:
+        """Record one batched encoder call (``key`` is ``(encoder, modality)``)."""
+        self.batch_size.labels(*key).observe(size)
+        self.encode_seconds.labels(*key).observe(seconds)
+
+    def observe_search(self, key: object, size: int, seconds: float) -> None:
+        """Record one batched index search."""
+        self.search_batch_size.observe(size)
+        self.search_seconds.observe(seconds)
 
     def render(self) -> bytes:
         """The registry in Prometheus text exposition format."""

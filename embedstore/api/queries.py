@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
+from embedstore.api.batcher import Batcher, BatchObserver
 from embedstore.errors import (
     DimensionMismatch,
     InvalidMedia,
@@ -38,6 +40,10 @@ class Target:
     modalities: frozenset[str]
 
 
+SearchKey = tuple[str, int, int, tuple[str, ...] | None, str | None]
+"""Queries with equal (collection, k, offset, modalities, where) are searched together."""
+
+
 @dataclass(frozen=True, slots=True)
 class SearchOptions:
     """Where to look and how many hits: the part of a search shared by every kind of query."""
@@ -47,14 +53,33 @@ class SearchOptions:
     modalities: list[str] | None = None
     where: dict[str, Any] | None = None
 
+    def key(self, collection: str) -> SearchKey:
+        """The batching key of a search with these options."""
+        mods = tuple(sorted(set(self.modalities))) if self.modalities else None
+        where = json.dumps(self.where, sort_keys=True) if self.where is not None else None
+        return (collection, self.k, self.offset, mods, where)
+
 
 class QueryService:
     """Turns API queries into vectors (batched on the model) and runs them against the store."""
 
-    def __init__(self, engine: Engine, batcher: DynamicBatcher, settings: Settings) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        batcher: DynamicBatcher,
+        settings: Settings,
+        *,
+        observe_search: BatchObserver | None = None,
+    ) -> None:
         self.engine = engine
         self.batcher = batcher
         self.settings = settings
+        self.searcher: Batcher[SearchKey, np.ndarray, list[SearchResult]] = Batcher(
+            self._search_batch,
+            max_batch=settings.batch_size,
+            wait_ms=settings.batch_wait_ms,
+            observe=observe_search,
+        )
 
     # -- validation --------------------------------------------------------------------------------
     def check_options(self, opts: SearchOptions) -> SearchOptions:
@@ -160,30 +185,28 @@ class QueryService:
         label: str | None = None,
     ) -> list[SearchResult]:
         """Search with text (``modality='text'``) or the bytes of a media file."""
-        target, vec = await self.embed(name, modality, source, label)
-        return await run_in_threadpool(self._search, target.collection, vec, opts)
+        _, vec = await self.embed(name, modality, source, label)
+        return await self.searcher.submit(opts.key(name), vec)
 
     async def search_vector(
         self, name: str, vector: Sequence[float], opts: SearchOptions
     ) -> list[SearchResult]:
         """Search with a raw vector (normalised here, so scores stay cosine similarities)."""
 
-        def run() -> list[SearchResult]:
-            target = self.target(name)
-            if len(vector) != target.dim:
+        def check() -> np.ndarray:
+            dim = self.engine.collection(name).dim
+            if len(vector) != dim:
                 raise DimensionMismatch(
-                    f"Vector has {len(vector)} dimensions; collection {name!r} has {target.dim}",
+                    f"Vector has {len(vector)} dimensions; collection {name!r} has {dim}",
                     field="vector",
                 )
-            if not all(math.isfinite(x) for x in vector):
-                raise InvalidQuery("Vector contains NaN or infinite values", field="vector")
             q = np.asarray(vector, dtype=np.float64)
             norm = float(np.linalg.norm(q))
             if not math.isfinite(norm) or norm == 0.0:
                 raise InvalidQuery("Vector must be finite and non-zero", field="vector")
-            return self._search(target.collection, (q / norm).astype(np.float32), opts)
+            return (q / norm).astype(np.float32)
 
-        return await run_in_threadpool(run)
+        return await self.searcher.submit(opts.key(name), await run_in_threadpool(check))
 
     async def search_item(self, name: str, item_id: int, opts: SearchOptions) -> list[SearchResult]:
         """Neighbours of a stored item."""
@@ -196,13 +219,18 @@ class QueryService:
 
         return await run_in_threadpool(run)
 
-    @staticmethod
-    def _search(coll: Collection, vec: np.ndarray, opts: SearchOptions) -> list[SearchResult]:
-        q = np.ascontiguousarray(vec, dtype=np.float32).reshape(1, -1)
-        hits = coll.search(
-            q, opts.k, modalities=opts.modalities, where=opts.where, offset=opts.offset
+    def _search_batch(self, key: SearchKey, vectors: list[np.ndarray]) -> list[list[SearchResult]]:
+        """One index search for every queued query with the same key (runs in a thread)."""
+        name, k, offset, mods, where = key
+        coll = self.engine.collection(name)
+        queries = np.ascontiguousarray(np.stack(vectors), dtype=np.float32)
+        return coll.search(
+            queries,
+            k,
+            modalities=list(mods) if mods else None,
+            where=json.loads(where) if where is not None else None,
+            offset=offset,
         )
-        return hits[0]
 
 
 INT64 = (-(2**63), 2**63 - 1)

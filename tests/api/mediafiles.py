@@ -39,3 +39,10 @@ def mp4_bytes(seconds: float = 3.0, fps: int = 8, size: int = 64) -> bytes:
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     return out.getvalue()
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """An array in ``.npy`` format."""
+    out = io.BytesIO()
+    np.save(out, array)
+    return out.getvalue()

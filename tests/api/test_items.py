@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -14,7 +15,7 @@ from PIL import Image
 from embedstore.api import create_app
 from embedstore.config import Settings
 
-from .mediafiles import mp4_bytes, png_bytes, wav_bytes
+from .mediafiles import mp4_bytes, npy_bytes, png_bytes, wav_bytes
 
 
 def test_add_by_path_then_get_list_and_remove(photos: TestClient, media: Path) -> None:
@@ -154,3 +155,22 @@ def test_video_upload_thumbnail_and_search_by_clip(client: TestClient) -> None:
     hit = r.json()["results"][0]
     assert hit["id"] == item_id and hit["score"] > 0.9
     assert 0 <= hit["start"] < hit["end"] <= 2.0 + 1e-6  # the matching clip's time span
+
+
+def test_npy_uploads_name_their_modality(client: TestClient) -> None:
+    client.post("/v1/collections", json={"name": "sensors"})
+    url = "/v1/collections/sensors/items"
+    rng = np.random.default_rng(0)
+    depth = npy_bytes(rng.random((64, 64), dtype=np.float32))
+    imu = npy_bytes(rng.standard_normal((6, 2000)).astype(np.float32))
+    unnamed = client.post(url, files={"file": ("scan.npy", depth)})
+    assert unnamed.status_code == 422 and unnamed.json()["field"] == "modality"
+    for modality, data in (("depth", depth), ("imu", imu)):
+        r = client.post(url, files={"file": ("x.npy", data)}, data={"modality": modality})
+        assert r.status_code == 201, r.text
+        hit = client.post(
+            "/v1/collections/sensors/search",
+            files={"file": ("q.npy", data)},
+            data={"modality": modality, "modalities": modality},
+        ).json()["results"][0]
+        assert hit["id"] == r.json()["ids"][0] and hit["modality"] == modality

@@ -102,3 +102,5 @@ def test_concurrent_searches_while_items_are_added(server: str, media: Path) -> 
     assert sizes and total
     assert float(total.group(1)) == 64
     assert float(sizes.group(1)) < 64  # some queries shared a model call
+    searched = re.search(r"embedstore_search_batch_size_sum (\S+)", metrics)
+    assert searched and float(searched.group(1)) == 64
