@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from embedstore.ingest.walk import FileEntry, walk
 from embedstore.types import Failure, IndexReport
 
 if TYPE_CHECKING:
+    from embedstore.encoders import Encoder
     from embedstore.engine import Engine
     from embedstore.store import Collection, NewItem
 
@@ -171,6 +173,33 @@ def _embed(
     if not plan.groups:
         return
     encoder = engine.collection_encoder(coll)
+    with _cpu_threads(encoder, options.workers):
+        _embed_groups(engine, encoder, plan, c, writer, options)
+
+
+@contextmanager
+def _cpu_threads(encoder: Encoder, workers: int) -> Iterator[None]:
+    """On CPU, leave one core per decode worker: oversubscribed intra-op threads crawl."""
+    import torch
+
+    before = torch.get_num_threads()
+    if encoder.device.type == "cpu" and workers > 0:
+        torch.set_num_threads(max(1, min(before, (os.cpu_count() or 1) - workers)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _embed_groups(
+    engine: Engine,
+    encoder: Encoder,
+    plan: Plan,
+    c: _Counts,
+    writer: Writer,
+    options: IndexOptions,
+) -> None:
+    """The decode -> embed loop: failures and finished items go to the writer as they come."""
     ready: list[NewItem] = []
 
     def done(slot: Slot) -> None:
