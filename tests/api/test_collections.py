@@ -100,3 +100,24 @@ def test_cors_is_off_by_default_and_configurable(api_settings: Settings) -> None
     with TestClient(create_app(settings)) as client:
         r = client.options("/v1/collections", headers=preflight)
         assert r.headers["access-control-allow-origin"] == "https://app.example"
+
+
+def test_missing_weights_answer_503(client: TestClient) -> None:
+    created = client.post("/v1/collections", json={"name": "clip", "encoder": "openclip_vit_b_32"})
+    assert created.status_code == 201  # creating checks the registry; weights load on first use
+    r = client.post("/v1/collections/clip/search", json={"text": "a dog"})
+    assert r.status_code == 503 and r.json()["type"] == "WeightsNotFound"
+    assert "openclip_vit_b_32" in r.json()["detail"]
+
+
+def test_readiness_fails_when_the_catalog_does_not_answer(api_settings: Settings) -> None:
+    app = create_app(api_settings)
+
+    def down() -> None:
+        raise OSError("database is locked")
+
+    with TestClient(app) as client:
+        app.state.api.engine.store.collections = down
+        r = client.get("/readyz")
+        assert r.status_code == 503 and r.json()["checks"]["store"] == "error: OSError"
+        assert client.get("/healthz").status_code == 200
