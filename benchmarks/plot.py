@@ -95,6 +95,35 @@ def plot_generic(doc: dict[str, Any], ax_for: Any) -> None:
     ax.set_ylabel(key)
 
 
+def markdown_ann(doc: dict[str, Any]) -> str:
+    """A Markdown table of an ann result: recall and QPS per layer, batch 1 and 256, per knob."""
+    layers = list(dict.fromkeys(r["layer"] for r in doc["rows"]))
+    cells: dict[tuple[str, str, Any], dict[tuple[str, int], dict[str, Any]]] = defaultdict(dict)
+    for r in doc["rows"]:
+        cells[(r["spec"], r["param"] or "", r["value"])][(r["layer"], r["batch"])] = r
+    head = ["spec", "knob"] + [f"recall {lay}" for lay in layers]
+    for b in (1, 256):
+        head += [f"QPS b{b} {lay}" for lay in layers]
+    head += [f"CPU ratio b{b} {lay}" for b in (1, 256) for lay in layers if lay != "faiss"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for (spec, param, value), by in cells.items():
+        row = [spec, f"{param}={value}" if param else ""]
+        row += [
+            f"{by[(lay, 256)]['recall_at_k']:.3f}" if (lay, 256) in by else "" for lay in layers
+        ]
+        for b in (1, 256):
+            row += [f"{by[(lay, b)]['qps']:,.0f}" if (lay, b) in by else "" for lay in layers]
+        for b in (1, 256):
+            for lay in layers:
+                if lay == "faiss":
+                    continue
+                ours, ref = by.get((lay, b)), by.get(("faiss", b))
+                ok = ours and ref and ref.get("qps_cpu")
+                row.append(f"{ours['qps_cpu'] / ref['qps_cpu']:.2f}" if ok else "")  # type: ignore[index]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 PLOTTERS = {"ann": plot_ann, "recall": plot_recall}
 
 
@@ -117,10 +146,16 @@ def plot_result(doc: dict[str, Any], png: Path) -> Path:
 
 @click.command()
 @click.argument("results", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def main(results: tuple[Path, ...]) -> None:
-    """Write RESULT.png beside every RESULT.json given."""
+@click.option("--markdown", is_flag=True, help="Print Markdown tables (ann results) instead.")
+def main(results: tuple[Path, ...], markdown: bool) -> None:
+    """Write RESULT.png beside every RESULT.json given (or print Markdown tables)."""
     for path in results:
-        png = plot_result(json.loads(path.read_text()), path.with_suffix(".png"))
+        doc = json.loads(path.read_text())
+        if markdown:
+            if doc.get("benchmark") == "ann":
+                click.echo(f"{path.name}\n\n{markdown_ann(doc)}\n")
+            continue
+        png = plot_result(doc, path.with_suffix(".png"))
         click.echo(str(png), err=True)
 
 
