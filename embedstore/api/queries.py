@@ -77,7 +77,7 @@ class QueryService:
         self.searcher: Batcher[SearchKey, np.ndarray, list[SearchResult]] = Batcher(
             self._search_batch,
             max_batch=settings.batch_size,
-            wait_ms=settings.batch_wait_ms,
+            wait_ms=0.0,  # queries leave the encoder together; no second wait window
             observe=observe_search,
         )
 
