@@ -22,7 +22,7 @@ COLOURS = {
 
 @pytest.fixture(autouse=True)
 def _few_threads() -> None:
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

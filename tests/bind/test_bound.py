@@ -28,7 +28,7 @@ TINY = TowerSpec(width=32, layers=1, heads=2)
 @pytest.fixture(scope="module")
 def bound_text(library: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A scratch text tower bound to imagebind_test's image space on the six captioned images."""
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("bound") / "captions"
     result = bind(
         library,
