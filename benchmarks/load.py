@@ -117,9 +117,13 @@ async def _load(url: str, concurrency: int, requests: int, duration: float) -> d
                 if time.perf_counter() > deadline:
                     return
                 t0 = time.perf_counter()
-                r = await client.post(
-                    f"/v1/collections/{COLLECTION}/search", json={"text": f"query {i}", "k": 10}
-                )
+                try:
+                    r = await client.post(
+                        f"/v1/collections/{COLLECTION}/search", json={"text": f"query {i}", "k": 10}
+                    )
+                except httpx.TransportError:  # counted, not timed
+                    errors += 1
+                    continue
                 latencies.append(time.perf_counter() - t0)
                 errors += r.status_code != 200
 

@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from embedstore.api.batcher import DynamicBatcher
@@ -63,6 +64,8 @@ class InternalErrorMiddleware:
 
         try:
             await self.app(scope, receive, track)
+        except ClientDisconnect:  # nobody is left to answer
+            logger.info("%s %s: client disconnected", scope.get("method"), scope.get("path"))
         except Exception:
             logger.exception("%s %s failed", scope.get("method"), scope.get("path"))
             if started:
