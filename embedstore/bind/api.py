@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from embedstore.bind.bound import save_bound
+from embedstore.bind.bound import read_config, save_bound
 from embedstore.bind.inputs import PairData, prepare
 from embedstore.bind.lora import LoRAConfig, apply_lora, count_parameters, merge_lora
 from embedstore.bind.pairs import Pair, read_pairs, split_pairs
@@ -20,7 +20,9 @@ from embedstore.bind.tower import (
     build_tower,
     check_modality,
     config_of,
+    infer_config,
     load_tower_weights,
+    read_tower_file,
     tower_config,
 )
 from embedstore.bind.train import TrainConfig, ValidationSet, train_tower
@@ -90,16 +92,20 @@ def make_tower(
         )
         return build_tower(modality, config, seed=seed), config
     path = Path(spec.init).expanduser()
+    saved: dict[str, Any] | None = None
+    if path.is_dir():  # a bound-encoder folder with full weights: its config has the head count
+        saved = read_config(path)
+        if saved.get("modality") != modality or not saved.get("weights"):
+            raise InvalidConfig(f"--init: {path} holds no full {modality} tower", field="init")
+        path = path / saved["weights"]
     if not path.is_file():
         raise InvalidConfig(
             f"--init: {path} is neither scratch, base nor a checkpoint file", field="init"
         )
-    config = tower_config(
-        modality,
-        dim=base.dim,
-        width=spec.width or 64,
-        layers=spec.layers or 2,
-        heads=spec.heads or 2,
+    config = (
+        dict(saved["tower"])
+        if saved
+        else infer_config(read_tower_file(path, modality), modality, spec.heads)
     )
     model = build_tower(modality, config, seed=seed)
     load_tower_weights(model, modality, path)

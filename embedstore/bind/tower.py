@@ -89,17 +89,46 @@ def tower_state_dict(model: nn.Module, modality: str) -> dict[str, torch.Tensor]
     return {k: v for k, v in model.state_dict().items() if k.startswith(prefixes)}
 
 
+def read_tower_file(path: Path, modality: str) -> dict[str, torch.Tensor]:
+    """``modality``'s tensors from a checkpoint (official ImageBind, a bound ``tower.pt``, or
+    ``{"model": state}``), memory-mapped so a multi-GB file is not read whole."""
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, OSError, ValueError) as e:
+        raise InvalidConfig(f"{path}: not a readable checkpoint: {e}", field="init") from e
+    if isinstance(raw, dict) and isinstance(raw.get("model"), dict):
+        raw = raw["model"]
+    prefixes = tuple(f"{s}.{modality}." for s in STAGES)
+    return {k: v for k, v in raw.items() if k.startswith(prefixes)}
+
+
+def infer_config(
+    state: dict[str, torch.Tensor], modality: str, heads: int | None
+) -> dict[str, Any]:
+    """Tower size from its tensors; heads are not stored, so default to a head width of 64."""
+    trunk = f"modality_trunks.{modality}.blocks."
+    blocks = {k[len(trunk) :].split(".", 1)[0] for k in state if k.startswith(trunk)}
+    proj = [
+        v for k, v in state.items() if k.startswith(f"modality_heads.{modality}.") and v.ndim == 2
+    ]
+    if not blocks or not proj:
+        raise InvalidConfig(f"no complete {modality} tower in the checkpoint", field="init")
+    width = int(state[f"{trunk}0.norm_1.weight"].shape[0])
+    return tower_config(
+        modality,
+        dim=int(proj[0].shape[0]),
+        width=width,
+        layers=len(blocks),
+        heads=heads or max(1, width // 64),
+    )
+
+
 def load_tower_weights(tower: ImageBindModel, modality: str, source: nn.Module | Path) -> None:
     """Copy ``modality``'s weights from a model or a checkpoint file into ``tower`` (shapes must match)."""
     if isinstance(source, nn.Module):
         state = tower_state_dict(source, modality)
     else:
-        raw = torch.load(source, map_location="cpu", weights_only=True)
-        if isinstance(raw, dict) and isinstance(raw.get("model"), dict):
-            raw = raw["model"]
-        state = {
-            k: v for k, v in raw.items() if k.startswith(tuple(f"{s}.{modality}." for s in STAGES))
-        }
+        state = read_tower_file(source, modality)
     where = source if isinstance(source, Path) else type(source).__name__
     if not state:
         raise InvalidConfig(f"{where} holds no {modality} tower weights", field="init")

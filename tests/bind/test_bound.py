@@ -82,6 +82,17 @@ def test_captions_find_their_images_in_sample(bound_text: Path, library: Path):
     assert (top1 == np.arange(6)).mean() >= 0.5  # chance is 1/6
 
 
+def test_a_bound_tower_can_start_another_binding(bound_text: Path, library: Path, tmp_path: Path):
+    first = create_encoder(f"bound:{bound_text}", device="cpu").encode("text", captions("red"))
+    result = bind(
+        library, modality="text", base_encoder="imagebind_test", out_dir=tmp_path / "again",
+        tower=TowerSpec(init=str(bound_text)), train=TrainConfig(epochs=1, batch_size=6, lr=1e-9),
+        val_fraction=0, device="cpu", progress=False,
+    )  # fmt: skip
+    again = create_encoder(result.encoder, device="cpu").encode("text", captions("red"))
+    assert np.allclose(again, first, atol=1e-4)  # a vanishing learning rate keeps the weights
+
+
 def test_unknown_bound_folder_is_a_clear_error(tmp_path: Path):
     with pytest.raises(UnknownEncoder, match="not a bound encoder"):
         create_encoder(f"bound:{tmp_path}", device="cpu")
