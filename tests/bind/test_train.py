@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -67,3 +68,28 @@ def test_resume_continues_where_it_stopped(tmp_path):
     assert result.resumed_from == 3 and result.step == 6
     for (name, p), q in zip(straight.named_parameters(), resumed.parameters(), strict=True):
         assert torch.allclose(p, q, atol=1e-5), name
+
+
+def test_bf16_autocast_trains_on_cpu(text_tower):
+    ids, a = random_tokens(N), anchors()
+    result = train_tower(
+        text_tower, ids, a, TrainConfig(epochs=1, batch_size=16, precision="bf16"), progress=False
+    )
+    assert all(torch.isfinite(torch.tensor(h["loss"])) for h in result.history)
+    assert next(text_tower.parameters()).dtype == torch.float32  # master weights stay fp32
+
+
+@pytest.mark.gpu
+def test_cuda_trains_with_bf16_autocast(text_tower):
+    if not torch.cuda.is_available():
+        pytest.skip("CUDA is not available")
+    ids, a = random_tokens(N), anchors()
+    result = train_tower(
+        text_tower,
+        ids,
+        a,
+        TrainConfig(epochs=4, batch_size=16, lr=3e-3),
+        device="cuda",
+        progress=False,
+    )
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
