@@ -73,6 +73,23 @@ def index_once(data: Path, files: list[Path], encoder: str, workers: int, batch:
         engine.close()
 
 
+def rerun_cli(data: Path, library: Path) -> tuple[float, dict[str, Any]]:
+    """Wall time of ``python -m cli index LIBRARY -c bench --json`` (process start included)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "EMBEDSTORE_DATA_DIR": str(data)}
+    cmd = [sys.executable, "-m", "cli", "--device", "cpu", "index", str(library), "-c", "bench"]
+    t0 = time.perf_counter()
+    done = subprocess.run([*cmd, "--json"], cwd=ROOT, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise click.ClickException(f"embedstore index failed: {done.stderr[-2000:]}")
+    return seconds, json.loads(done.stdout)
+
+
 def row(stage: str, files: int, seconds: float, **extra: Any) -> dict[str, Any]:
     return {
         "stage": stage,
@@ -140,6 +157,7 @@ def main(
             root / "d2", [root / "big"], encoder, workers, 256
         )
         rows.append(row("first_run_small_images", len(big), first_s, added=first.added))
+        cli_s, cli_report = rerun_cli(root / "d2", root / "big")
         rows.append(
             row(
                 "rerun_unchanged",
@@ -149,6 +167,7 @@ def main(
                 embedded=again_embedded,
             )
         )
+        rows.append(row("rerun_unchanged_cli", len(big), cli_s, unchanged=cli_report["unchanged"]))
     params = {
         "n": n,
         "rerun_n": rerun_n,

@@ -33,6 +33,7 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 def parse_rules(values: tuple[str, ...]) -> dict[str, str]:
@@ -64,7 +65,11 @@ def parse_rules(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--batch-size", type=click.IntRange(1, 4096), help="Items per model batch.")
 @click.option("--workers", type=click.IntRange(0, 256), help="Decoding processes (0: inline).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar on stderr (files/s, ETA); default: when stderr is a terminal.",
+)
 @click.pass_context
 def index(
     ctx: click.Context,
@@ -79,7 +84,7 @@ def index(
     batch_size: int | None,
     workers: int | None,
     as_json: bool,
-    quiet: bool,
+    progress: bool | None,
 ) -> None:
     """Index images, audio, video, text and other media under PATH into a collection.
 
@@ -92,7 +97,7 @@ def index(
         embedstore index lib/ -c lib --rule 'scans/**=depth' --exclude '*.tmp' --prune
     """
     engine = get_engine(ctx)
-    progress = _Progress(enabled=not quiet and sys.stderr.isatty())
+    bar = _Progress(enabled=sys.stderr.isatty() if progress is None else progress)
     try:
         report = engine.index(
             paths,
@@ -103,12 +108,18 @@ def index(
             include=include,
             exclude=exclude,
             prune=prune,
-            progress=progress,
+            progress=bar,
             batch_size=batch_size,
             workers=workers,
         )
+    except KeyboardInterrupt:
+        bar.close()
+        click.echo(
+            "interrupted: finished batches are saved; run the same command to resume", err=True
+        )
+        ctx.exit(130)
     finally:
-        progress.close()
+        bar.close()
     for failure in report.failed:
         click.echo(f"skipping {failure.uri}: {failure.reason}", err=True)
     click.echo(

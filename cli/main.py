@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
 from typing import Any
 
 import click
 
-from cli.bench import bench
-from cli.bind import bind
 from cli.collections import collections, init
 from cli.encoders import encoders
 from cli.index import index
@@ -24,7 +23,28 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 
 class Group(click.Group):
-    """A click group that turns embedstore errors into ``Error: ...`` and their exit code."""
+    """A click group that turns embedstore errors into ``Error: ...`` and their exit code.
+
+    Commands with heavy imports are registered lazily (``add_lazy_command``): they are imported
+    only when run or listed in ``--help``, so ``embedstore index`` starts without loading them.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, str] = {}
+
+    def add_lazy_command(self, name: str, target: str) -> None:
+        """Register ``module:attribute`` as command ``name``, imported on first use."""
+        self.lazy[name] = target
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            module, _, attr = self.lazy[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -97,5 +117,5 @@ cli.add_command(reindex)
 cli.add_command(serve)
 cli.add_command(encoders)
 cli.add_command(collections)
-cli.add_command(bench)
-cli.add_command(bind)
+cli.add_lazy_command("bench", "cli.bench:bench")  # type: ignore[attr-defined]
+cli.add_lazy_command("bind", "cli.bind:bind")  # type: ignore[attr-defined]

@@ -79,3 +79,9 @@ def test_encoder_mismatch_is_an_error(invoke, library: Path) -> None:
 def test_unknown_collection_exit_code(runner) -> None:
     result = runner.invoke(cli, ["search", "x", "-c", "nope"])
     assert result.exit_code == 3 and "Error:" in result.stderr and "nope" in result.stderr
+
+
+def test_progress_bar_on_stderr(invoke, library: Path) -> None:
+    result = invoke("index", library, "-c", "media", "--encoder", "imagebind_test", "--progress")
+    assert "file/s" in result.stderr or "s/file" in result.stderr
+    assert "9/9" in result.stderr and result.stdout == ""

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from ingest_media import many_images
 
@@ -66,8 +68,26 @@ def _committed(data_dir: Path) -> int:
         return 0
 
 
+def _interrupt_after(
+    args: list[str], env: dict[str, str], data_dir: Path, at_least: int, sig: int
+) -> subprocess.Popen[bytes]:
+    """Start ``embedstore index``, wait until ``at_least`` items are committed, send ``sig``."""
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if _committed(data_dir) >= at_least:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "indexing finished before it could be interrupted; use more files"
+    proc.send_signal(sig)
+    proc.wait(timeout=120)
+    return proc
+
+
 @pytest.mark.slow
-def test_kill_during_index_then_resume(env: dict[str, str], tmp_path: Path, data_dir: Path) -> None:
+def test_ctrl_c_and_kill_during_index_then_resume(
+    env: dict[str, str], tmp_path: Path, data_dir: Path
+) -> None:
     total = 300
     lib = many_images(tmp_path / "big", total, size=160)
     args = [
@@ -77,7 +97,7 @@ def test_kill_during_index_then_resume(env: dict[str, str], tmp_path: Path, data
         "--device",
         "cpu",
         "index",
-        lib,
+        str(lib),
         "-c",
         "big",
         "--encoder",
@@ -88,23 +108,48 @@ def test_kill_during_index_then_resume(env: dict[str, str], tmp_path: Path, data
         "1",
         "--json",
     ]
-    proc = subprocess.Popen(
-        list(map(str, args)), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    deadline = time.monotonic() + 240
-    committed = 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        committed = _committed(data_dir)
-        if committed >= 8:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "indexing finished before it could be killed; use more files"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc = _interrupt_after(args, env, data_dir, 8, signal.SIGINT)
+    assert proc.returncode == 130
+    assert b"run the same command to resume" in proc.stderr.read()  # type: ignore[union-attr]
+    after_ctrl_c = _committed(data_dir)
+    assert 8 <= after_ctrl_c < total
+    proc = _interrupt_after(args, env, data_dir, after_ctrl_c + 8, signal.SIGKILL)
     before = _committed(data_dir)
-    assert 8 <= before < total
+    assert after_ctrl_c + 8 <= before < total
     done = run_cli("index", lib, "-c", "big", "--json", env=env)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["unchanged"] == before and report["added"] == total - before
     assert report["failed"] == [] and _committed(data_dir) == total
+
+
+def test_serve_answers_on_loopback(env: dict[str, str], library: Path) -> None:
+    done = run_cli(
+        "index", library / "images", "-c", "media", "--encoder", "imagebind_test", env=env
+    )
+    assert done.returncode == 0, done.stderr
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cli", "--device", "cpu", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, "server did not start"
+                time.sleep(0.3)
+        assert health.status_code == 200
+        listed = httpx.get(f"http://127.0.0.1:{port}/collections", timeout=10)
+        assert [c["name"] for c in listed.json()] == ["media"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -10,8 +10,10 @@ from cli.main import cli
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    ctx = click.Context(group)
     out = []
-    for name, cmd in sorted(group.commands.items()):
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
         out.append((*prefix, name))
         if isinstance(cmd, click.Group):
             out.extend(_commands(cmd, (*prefix, name)))
