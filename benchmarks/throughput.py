@@ -142,6 +142,7 @@ def bench_one(
         "mode": mode,
         "median_s": timing.median_s,
         "p90_s": timing.p90_s,
+        "min_s": timing.min_s,
         "items_per_s": batch / timing.median_s,
         "peak_mem_mb": round(peak_memory_mb(enc.device), 1),
     }
