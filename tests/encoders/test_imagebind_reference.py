@@ -160,3 +160,12 @@ def test_bf16_embeddings_are_close_to_fp32(
             got = low.embed(ref["modality"], ref["input"])
             cos = (got * ref["output_normalized"]).sum(-1)
             assert cos.min().item() >= 0.999, (case, cos)
+
+
+def test_token_ids_outside_the_vocabulary_are_rejected(tiny_a: ImageBindModel) -> None:
+    from embedstore.errors import InvalidInput
+
+    ids = torch.zeros(1, 77, dtype=torch.long)
+    ids[0, 1] = 49408
+    with pytest.raises(InvalidInput, match="token ids in"):
+        tiny_a.embed("text", ids)

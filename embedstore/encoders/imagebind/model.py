@@ -16,6 +16,7 @@ from embedstore.encoders.imagebind.stages import (
     IMU_CHANNELS,
     IMU_WINDOW,
     TEXT_CONTEXT,
+    TEXT_VOCAB,
     ImuPatches,
     LogitScale,
     Normalize,
@@ -211,7 +212,8 @@ class ImageBindModel(nn.Module):
         shape = tuple(x.shape[1:])
         if modality == "text":
             ok = x.ndim == 2 and shape == (TEXT_CONTEXT,) and not x.is_floating_point()
-            want = f"(N, {TEXT_CONTEXT}) integer token ids"
+            ok = ok and (x.numel() == 0 or (int(x.min()) >= 0 and int(x.max()) < TEXT_VOCAB))
+            want = f"(N, {TEXT_CONTEXT}) integer token ids in [0, {TEXT_VOCAB})"
         elif modality == "vision":
             ok = x.ndim in (4, 5) and shape[0] == 3 and shape[-1] == shape[-2]
             ok = ok and shape[-1] % 14 == 0
