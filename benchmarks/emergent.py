@@ -107,8 +107,8 @@ def recall_rows(
 @click.option(
     "--held-out", default=30, show_default=True, help="Sound stamps kept out of both bindings."
 )
-@click.option("--text-epochs", default=12, show_default=True)
-@click.option("--audio-epochs", default=60, show_default=True)
+@click.option("--text-epochs", default=30, show_default=True)
+@click.option("--audio-epochs", default=150, show_default=True)
 @click.option("--width", default=64, show_default=True, help="Width of the trained towers.")
 @click.option("--layers", default=2, show_default=True, help="Blocks of the trained towers.")
 @click.option("--lr", default=2e-3, show_default=True)
