@@ -56,6 +56,19 @@ def as_vectors(vectors: Any, dim: int, what: str = "vectors") -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def as_queries(queries: Any, dim: int) -> np.ndarray:
+    """Queries as C-contiguous float32 ``(nq, dim)``; cheap when they already are (no NaN scan)."""
+    if (
+        isinstance(queries, np.ndarray)
+        and queries.dtype == np.float32
+        and queries.ndim == 2
+        and queries.shape[1] == dim
+        and queries.flags.c_contiguous
+    ):
+        return queries
+    return as_vectors(queries, dim, "queries")
+
+
 def as_ids(ids: Any, n: int | None = None) -> np.ndarray:
     """Return ``ids`` as a 1-d int64 array (of length ``n`` when given), or raise InvalidVectors."""
     arr = np.asarray(ids)

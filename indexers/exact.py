@@ -11,6 +11,7 @@ from indexers.base import (
     FORMAT_VERSION,
     Metric,
     as_ids,
+    as_queries,
     as_vectors,
     atomic_savez,
     brute_force,
@@ -66,7 +67,7 @@ class ExactIndex:
         self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None, **_: Any
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k (scores, ids), restricted to ``allowed`` ids when given; -1 pads."""
-        q = as_vectors(queries, self.dim, "queries")
+        q = as_queries(queries, self.dim)
         if allowed is None:
             return brute_force(q, self._ids, self._x, k, self.metric)
         mask = np.isin(self._ids, as_ids(allowed))

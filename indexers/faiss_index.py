@@ -13,6 +13,7 @@ from indexers.base import (
     FORMAT_VERSION,
     Metric,
     as_ids,
+    as_queries,
     as_vectors,
     atomic_savez,
     brute_force,
@@ -77,6 +78,7 @@ class FaissIndex:
                 part.do_polysemous_training = False
         self.nprobe = min(ivf.nlist, max(8, ivf.nlist // 16)) if ivf is not None else 0
         self.ef_search = 64
+        self._param_cache: dict[tuple[int, int], Any] = {}
         self._can_remove = self._probe_remove()
         self._params_ok = not isinstance(inner, faiss.IndexPQ)
 
@@ -207,7 +209,7 @@ class FaissIndex:
         ef_search: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) per query, best first; ``allowed`` restricts the ids; -1 pads."""
-        q = as_vectors(queries, self.dim, "queries")
+        q = as_queries(queries, self.dim)
         if not self.is_trained:
             return self._pending.search(q, k, allowed=allowed)
         if allowed is not None:
@@ -238,12 +240,21 @@ class FaissIndex:
     def _params(self, sel: Any, nprobe: int | None, ef_search: int | None, k: int) -> Any:
         if not self._params_ok:
             return None
+        if sel is None:  # the common case: reuse one parameter object per setting
+            key = (nprobe or self.nprobe, max(ef_search or self.ef_search, k))
+            cached = self._param_cache.get(key)
+            if cached is None:
+                cached = self._param_cache[key] = self._new_params(None, *key, k)
+            return cached
+        return self._new_params(sel, nprobe or self.nprobe, ef_search or self.ef_search, k)
+
+    def _new_params(self, sel: Any, nprobe: int, ef_search: int, k: int) -> Any:
         if self._ivf is not None:
             params: Any = faiss.SearchParametersIVF()
-            params.nprobe = nprobe or self.nprobe
+            params.nprobe = nprobe
         elif self._hnsw is not None:
             params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
-            params.efSearch = max(ef_search or self.ef_search, k)
+            params.efSearch = max(ef_search, k)
         else:
             params = faiss.SearchParameters()
         if sel is not None:

@@ -191,12 +191,15 @@ class Collection:
         """Add or replace (by uri) items with their vectors in one transaction; returns item ids."""
         if not new_items:
             return []
-        arrays = writes.validate_items(new_items, self.dim)
+        x = writes.validate_items(new_items, self.dim)
+        w = writes.Written()
         with self.indexes.lock:
             with writer(self._engine).begin() as conn:
-                ids = writes.upsert_items(conn, self.id, new_items)
-                known = writes.insert_vectors(conn, self.id, new_items, ids, arrays)
-            self._after_write(known)
+                w.prev = writes.begin_write(conn, self.id)
+                ids = writes.upsert_items(conn, self.id, new_items, w)
+                writes.insert_vectors(conn, self.id, new_items, ids, x, w)
+                w.top = writes.top_seq(conn, self.id)
+            self._after_write(w)
         return ids
 
     def record_failures(self, failures: Iterable[tuple[str, str, int, float, str | None]]) -> None:
@@ -211,10 +214,13 @@ class Collection:
             reasons.append(str(reason))
         if not batch:
             return
+        w = writes.Written()
         with self.indexes.lock:
             with writer(self._engine).begin() as conn:
-                writes.upsert_items(conn, self.id, batch, status="failed", errors=reasons)
-            self._after_write({})
+                w.prev = writes.begin_write(conn, self.id)
+                writes.upsert_items(conn, self.id, batch, w, status="failed", errors=reasons)
+                w.top = writes.top_seq(conn, self.id)
+            self._after_write(w)
 
     def move_item(self, item_id: int, new_uri: str, size: int, mtime: float) -> None:
         """Point an item at a new uri (a renamed file keeps its vectors)."""
@@ -224,21 +230,26 @@ class Collection:
 
     def remove(self, ids: Iterable[int] | None = None, uris: Iterable[str] | None = None) -> int:
         """Delete items by id and/or uri; returns how many were deleted."""
+        w = writes.Written()
         with self.indexes.lock:
             with writer(self._engine).begin() as conn:
+                w.prev = writes.begin_write(conn, self.id)
                 targets = [int(i) for i in ids or []]
                 if uris:
                     targets += list(writes.existing_ids(conn, self.id, list(uris)).values())
-                n = writes.remove_items(conn, self.id, sorted(set(targets)))
-            self._after_write({})
+                n = writes.remove_items(conn, self.id, sorted(set(targets)), w)
+                w.top = writes.top_seq(conn, self.id)
+            self._after_write(w)
         return n
 
-    def _after_write(self, known: Mapping[int, np.ndarray]) -> None:
+    def _after_write(self, w: writes.Written) -> None:
         try:
-            self.indexes.catch_up(known)
+            self.indexes.apply_written(w)
             self.indexes.save()
-        except Exception:  # the database is committed; the index catches up on the next open
-            log.exception("updating the index of %s failed; it will be rebuilt", self.name)
+        except Exception:  # the database is committed: reload the indexes from files + log
+            log.exception("updating the index of %s failed; reloading it", self.name)
+            self.indexes.indexes.clear()
+            self.indexes.open()
 
     # -- searching -----------------------------------------------------------------------------
     def search(

@@ -20,6 +20,7 @@ from sqlalchemy import Engine, func, select
 
 import indexers
 from embedstore.store.tables import OP_ADD, changes, from_blobs, vectors
+from embedstore.store.writes import Written, top_seq
 from indexers import ExactIndex, FaissIndex
 
 log = logging.getLogger(__name__)
@@ -113,13 +114,16 @@ class IndexSet:
     def catch_up(self, known: Mapping[int, np.ndarray] | None = None) -> None:
         """Replay committed changes newer than each index's watermark (idempotent)."""
         with self.lock, self.engine.connect() as conn:
-            floor = min([self._seen] + [self.watermark(m) for m in self.indexes])
+            self._seen = max(
+                self._seen, conn.execute(select(func.max(changes.c.seq))).scalar() or 0
+            )
+            floor = min([self.watermark(m) for m in self.indexes], default=0)
             rows = conn.execute(
                 select(changes.c.seq, changes.c.modality, changes.c.op, changes.c.vector_id)
                 .where(changes.c.collection_id == self.collection_id, changes.c.seq > floor)
                 .order_by(changes.c.seq)
             ).all()
-            top = max([r[0] for r in rows] + [self._seen])
+            top = max([r[0] for r in rows], default=floor)
             by_modality: dict[str, list[tuple[int, int, int]]] = {}
             for seq, modality, op, vid in rows:
                 by_modality.setdefault(modality, []).append((seq, op, vid))
@@ -128,9 +132,41 @@ class IndexSet:
                     self.indexes[modality] = self._rebuild(modality, conn=conn)
                     continue
                 self._apply(conn, modality, ops, known or {})
-            for modality in self.indexes:
+            for modality in self.indexes:  # only this collection's committed rows move watermarks
                 self.watermark(modality, max(top, self.watermark(modality)))
-            self._seen = max(self._seen, top)
+
+    def apply_written(self, w: Written) -> None:
+        """Apply one committed transaction of this process; replays the log if others wrote first."""
+        with self.lock:
+            if not self.indexes or any(self.watermark(m) < w.prev for m in self.indexes):
+                known = {int(i): v for ids, x in w.adds.values() for i, v in zip(ids, x)}
+                self.catch_up(known)
+                return
+            for modality, dels in w.dels.items():
+                if modality in self.indexes:
+                    self.indexes[modality].remove(dels)
+            for modality, (ids, x) in w.adds.items():
+                if modality not in self.indexes:
+                    fresh = indexers.create_index(self.spec, self.dim)
+                    fresh.meta.update(collection_id=self.collection_id, modality=modality)
+                    self.indexes[modality] = fresh
+                self.indexes[modality].add(ids, x)
+            for modality in self.indexes:
+                self.watermark(modality, max(w.top, self.watermark(modality)))
+            for modality in set(w.adds) | set(w.dels):
+                n = len(w.adds.get(modality, ((), ()))[0]) + len(w.dels.get(modality, ()))
+                self._unsaved[modality] = self._unsaved.get(modality, 0) + n
+                self._maybe_rebuild(modality)
+
+    def _maybe_rebuild(self, modality: str, conn: Any = None) -> None:
+        index = self.indexes[modality]
+        if (
+            isinstance(index, FaissIndex)
+            and (index.needs_compaction or self._should_train(index))
+            or self.spec == "auto"
+            and _tier(indexers.auto_spec(len(index), self.dim)) > _tier(index.spec)
+        ):
+            self.indexes[modality] = self._rebuild(modality, conn=conn)
 
     def _apply(
         self,
@@ -158,13 +194,7 @@ class IndexSet:
             ids, x = self._vectors(conn, adds, known)
             index.add(ids, x)
         self._unsaved[modality] = self._unsaved.get(modality, 0) + len(arr)
-        if (
-            isinstance(index, FaissIndex)
-            and (index.needs_compaction or self._should_train(index))
-            or self.spec == "auto"
-            and _tier(indexers.auto_spec(len(index), self.dim)) > _tier(index.spec)
-        ):
-            self.indexes[modality] = self._rebuild(modality, conn=conn)
+        self._maybe_rebuild(modality, conn)
 
     def _should_train(self, index: FaissIndex) -> bool:
         return not index.is_trained and len(index) >= TRAIN_FACTOR * index.min_training_points
@@ -205,7 +235,7 @@ class IndexSet:
             with self.engine.connect() as c:
                 return self.build(modality, spec, c)
         spec = spec or self.spec
-        wm = conn.execute(select(func.max(changes.c.seq))).scalar() or 0
+        wm = top_seq(conn, self.collection_id)
         ids: list[int] = []
         blobs: list[bytes] = []
         q = select(vectors.c.id, vectors.c.vector).where(

@@ -40,7 +40,11 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN " + conn.get_execution_options().get("sqlite_begin", ""))
+        mode = conn.get_execution_options().get("sqlite_begin")
+        if (
+            mode is not None
+        ):  # writes; single-statement reads run in autocommit (no BEGIN round trip)
+            conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, select
 
 from embedstore.store.filters import Filter
 from embedstore.store.indexes import IndexSet
@@ -70,9 +70,8 @@ def raw_search(
     )
 
 
-def fetch_rows(engine: Engine, vector_ids: Sequence[int]) -> dict[int, tuple[Any, ...]]:
-    """vector id -> (item_id, modality, segment, start, end, uri, metadata) for live ``ok`` items."""
-    cols = (
+_FETCH = (  # built once: the hot path only binds ids
+    select(
         vectors.c.id,
         vectors.c.item_id,
         vectors.c.modality,
@@ -82,15 +81,18 @@ def fetch_rows(engine: Engine, vector_ids: Sequence[int]) -> dict[int, tuple[Any
         items.c.uri,
         items.c.metadata,
     )
+    .join(items, items.c.id == vectors.c.item_id)
+    .where(vectors.c.id.in_(bindparam("ids", expanding=True)), items.c.status == "ok")
+)
+
+
+def fetch_rows(engine: Engine, vector_ids: Sequence[int]) -> dict[int, tuple[Any, ...]]:
+    """vector id -> (item_id, modality, segment, start, end, uri, metadata) for live ``ok`` items."""
     out: dict[int, tuple[Any, ...]] = {}
     with engine.connect() as conn:
         for start in range(0, len(vector_ids), CHUNK):
-            q = (
-                select(*cols)
-                .join(items, items.c.id == vectors.c.item_id)
-                .where(vectors.c.id.in_(vector_ids[start : start + CHUNK]), items.c.status == "ok")
-            )
-            out.update({r[0]: tuple(r[1:]) for r in conn.execute(q)})
+            rows = conn.execute(_FETCH, {"ids": list(vector_ids[start : start + CHUNK])})
+            out.update({r[0]: tuple(r[1:]) for r in rows})
     return out
 
 

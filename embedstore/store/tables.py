@@ -95,7 +95,7 @@ changes = Table(
     Column("modality", String(32), nullable=False),
     Column("op", Integer, nullable=False),  # OP_ADD / OP_DEL
     Column("vector_id", BigInteger, nullable=False),
-    Index("ix_changes_collection_modality_seq", "collection_id", "modality", "seq"),
+    Index("ix_changes_collection_seq", "collection_id", "seq"),
     sqlite_autoincrement=True,
 )
 

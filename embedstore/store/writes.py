@@ -1,21 +1,50 @@
-"""Write paths of a collection: batched upserts, failures, moves and removals (SQLAlchemy Core)."""
+"""Write paths of a collection: batched upserts, failures, moves and removals (SQLAlchemy Core).
+
+Ids are allocated up front (SQLite: after the highest id, under the IMMEDIATE write lock;
+PostgreSQL: ``nextval`` of the table's sequence) so inserts are plain ``executemany`` calls.
+Every vector add or delete is logged in ``changes`` within the same transaction.
+"""
 
 from __future__ import annotations
 
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, bindparam, delete, insert, literal, select, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 
 from embedstore.errors import Conflict, DimensionMismatch, InvalidInput
-from embedstore.store.tables import OP_ADD, OP_DEL, changes, items, to_blob, utcnow, vectors
+from embedstore.store.tables import OP_ADD, OP_DEL, changes, items, utcnow, vectors
 from embedstore.store.types import NewItem
 
 CHUNK = 500
 MODALITY_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
+
+
+@dataclass
+class Written:
+    """What one write transaction changed, for applying it to the indexes without re-reading."""
+
+    prev: int = 0  # the collection's last change seq before this transaction
+    top: int = 0  # ... and after it
+    adds: dict[str, tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict
+    )  # modality -> (ids, X)
+    dels: dict[str, np.ndarray] = field(default_factory=dict)  # modality -> ids
 
 
 def check_modality(modality: str, where: str) -> None:
@@ -27,9 +56,9 @@ def check_modality(modality: str, where: str) -> None:
         )
 
 
-def validate_items(batch: Sequence[NewItem], dim: int) -> list[np.ndarray]:
-    """Check every item and return one ``(n_vectors, dim)`` float32 array per item."""
-    out, seen = [], set()
+def validate_items(batch: Sequence[NewItem], dim: int) -> np.ndarray:
+    """Check every item; return all vectors stacked as one float32 ``(n_vectors, dim)`` array."""
+    seen: set[str] = set()
     for item in batch:
         if not isinstance(item.uri, str) or not item.uri:
             raise InvalidInput(
@@ -43,24 +72,57 @@ def validate_items(batch: Sequence[NewItem], dim: int) -> list[np.ndarray]:
             raise InvalidInput(f"{item.uri}: metadata must be a dict", field="metadata")
         for v in item.vectors:
             check_modality(v.modality, item.uri)
-        if not item.vectors:
-            out.append(np.empty((0, dim), dtype=np.float32))
-            continue
-        try:
-            x = np.stack([np.asarray(v.vector, dtype=np.float32).reshape(-1) for v in item.vectors])
-        except ValueError as e:
-            raise DimensionMismatch(
-                f"{item.uri}: vectors of different lengths ({e})", field="vector"
-            ) from e
-        if x.shape[1] != dim:
-            raise DimensionMismatch(
-                f"{item.uri}: vector dimension {x.shape[1]} differs from the collection's {dim}",
-                field="vector",
-            )
-        if not np.isfinite(x).all():
-            raise InvalidInput(f"{item.uri}: vector contains NaN or infinity", field="vector")
-        out.append(x)
-    return out
+    flat = [v.vector for it in batch for v in it.vectors]
+    if not flat:
+        return np.empty((0, dim), dtype=np.float32)
+    try:
+        x = np.asarray(flat, dtype=np.float32)
+    except ValueError:
+        x = np.empty(0, dtype=np.float32)
+    if x.ndim != 2 or x.shape[1] != dim:
+        for it in batch:
+            for v in it.vectors:
+                if np.size(v.vector) != dim:
+                    raise DimensionMismatch(
+                        f"{it.uri}: vector dimension {np.size(v.vector)} differs from the collection's {dim}",
+                        field="vector",
+                    )
+        raise DimensionMismatch(f"vectors must be 1-d of length {dim}", field="vector")
+    if not np.isfinite(x).all():
+        bad = int(np.nonzero(~np.isfinite(x).all(1))[0][0])
+        owner = [it.uri for it in batch for _ in it.vectors][bad]
+        raise InvalidInput(f"{owner}: vector contains NaN or infinity", field="vector")
+    return x
+
+
+def begin_write(conn: Connection, collection_id: int) -> int:
+    """Serialise writers of a collection (PostgreSQL advisory lock); return its last change seq."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(72350, :c)"), {"c": collection_id})
+    return top_seq(conn, collection_id)
+
+
+def top_seq(conn: Connection, collection_id: int) -> int:
+    """The highest change seq of a collection (0 when none)."""
+    q = select(func.max(changes.c.seq)).where(changes.c.collection_id == collection_id)
+    return int(conn.execute(q).scalar() or 0)
+
+
+def allocate_ids(conn: Connection, table: Table, n: int) -> np.ndarray:
+    """``n`` fresh primary keys for ``table`` (never reused)."""
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    if conn.dialect.name == "postgresql":
+        q = text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)")
+        return np.fromiter(
+            conn.execute(q, {"t": table.name, "n": n}).scalars(), dtype=np.int64, count=n
+        )
+    seq = conn.execute(
+        text("SELECT seq FROM sqlite_sequence WHERE name = :t"), {"t": table.name}
+    ).scalar()
+    top = conn.execute(select(func.max(table.c.id))).scalar()
+    start = max(int(seq or 0), int(top or 0)) + 1
+    return np.arange(start, start + n, dtype=np.int64)
 
 
 def existing_ids(conn: Connection, collection_id: int, uris: Sequence[str]) -> dict[str, int]:
@@ -74,27 +136,42 @@ def existing_ids(conn: Connection, collection_id: int, uris: Sequence[str]) -> d
     return found
 
 
-def drop_vectors(conn: Connection, collection_id: int, item_ids: Sequence[int]) -> None:
+def drop_vectors(
+    conn: Connection, collection_id: int, item_ids: Sequence[int], out: Written
+) -> None:
     """Delete the vectors of ``item_ids``, logging one ``del`` change per vector."""
+    dels: dict[str, list[int]] = {}
     for start in range(0, len(item_ids), CHUNK):
         chunk = list(item_ids[start : start + CHUNK])
-        sel = select(
-            literal(collection_id), vectors.c.modality, literal(OP_DEL), vectors.c.id
-        ).where(vectors.c.item_id.in_(chunk))
+        rows = conn.execute(
+            select(vectors.c.modality, vectors.c.id).where(vectors.c.item_id.in_(chunk))
+        ).all()
+        if not rows:
+            continue
+        for modality, vid in rows:
+            dels.setdefault(modality, []).append(vid)
         conn.execute(
-            insert(changes).from_select(["collection_id", "modality", "op", "vector_id"], sel)
+            insert(changes),
+            [
+                {"collection_id": collection_id, "modality": m, "op": OP_DEL, "vector_id": v}
+                for m, v in rows
+            ],
         )
         conn.execute(delete(vectors).where(vectors.c.item_id.in_(chunk)))
+    for modality, vids in dels.items():
+        prior = out.dels.get(modality, np.empty(0, dtype=np.int64))
+        out.dels[modality] = np.concatenate([prior, np.asarray(vids, dtype=np.int64)])
 
 
 def upsert_items(
     conn: Connection,
     collection_id: int,
     batch: Sequence[NewItem],
+    out: Written,
     status: str = "ok",
     errors: Sequence[str | None] | None = None,
 ) -> list[int]:
-    """Insert or replace items by uri; returns their ids in input order (vectors not touched)."""
+    """Insert or replace items by uri (dropping old vectors); returns their ids in input order."""
     uris = [it.uri for it in batch]
     found = existing_ids(conn, collection_id, uris)
     now = utcnow()
@@ -102,27 +179,24 @@ def upsert_items(
 
     def row(it: NewItem, err: str | None) -> dict[str, Any]:
         return {
-            "uri": it.uri,
-            "modality": it.modality,
-            "content_hash": it.content_hash,
-            "size": int(it.size),
-            "mtime": float(it.mtime),
-            "metadata": it.metadata,
-            "status": status,
-            "error": err,
-            "updated_at": now,
-        }
+            "uri": it.uri, "modality": it.modality, "content_hash": it.content_hash,
+            "size": int(it.size), "mtime": float(it.mtime), "metadata": it.metadata,
+            "status": status, "error": err, "updated_at": now,
+        }  # fmt: skip
 
     old = [(it, e) for it, e in zip(batch, errs) if it.uri in found]
     if old:
-        drop_vectors(conn, collection_id, [found[it.uri] for it, _ in old])
+        drop_vectors(conn, collection_id, [found[it.uri] for it, _ in old], out)
         stmt = update(items).where(items.c.id == bindparam("_id"))
         conn.execute(stmt, [row(it, e) | {"_id": found[it.uri]} for it, e in old])
     new = [(it, e) for it, e in zip(batch, errs) if it.uri not in found]
     if new:
-        rows = [row(it, e) | {"collection_id": collection_id, "created_at": now} for it, e in new]
-        ins = insert(items).returning(items.c.id, sort_by_parameter_order=True)
-        ids = conn.execute(ins, rows).scalars().all()
+        ids = allocate_ids(conn, items, len(new)).tolist()
+        rows = [
+            row(it, e) | {"id": iid, "collection_id": collection_id, "created_at": now}
+            for (it, e), iid in zip(new, ids)
+        ]
+        conn.execute(insert(items), rows)
         found.update({it.uri: iid for (it, _), iid in zip(new, ids)})
     return [found[u] for u in uris]
 
@@ -132,41 +206,40 @@ def insert_vectors(
     collection_id: int,
     batch: Sequence[NewItem],
     item_ids: Sequence[int],
-    arrays: Sequence[np.ndarray],
-) -> dict[int, np.ndarray]:
-    """Insert every item's vectors and their ``add`` changes; returns vector id -> vector."""
-    rows, xs = [], []
-    for it, iid, x in zip(batch, item_ids, arrays):
-        for v, vec in zip(it.vectors, x):
+    x: np.ndarray,
+    out: Written,
+) -> None:
+    """Insert every item's vectors (rows of ``x`` in order) and log their ``add`` changes."""
+    n = len(x)
+    if not n:
+        return
+    vids = allocate_ids(conn, vectors, n)
+    raw = np.ascontiguousarray(x, dtype="<f4").tobytes()
+    width = x.shape[1] * 4
+    rows, mods = [], []
+    j = 0
+    for it, iid in zip(batch, item_ids):
+        for v in it.vectors:
+            start, end = _opt_float(v.start), _opt_float(v.end)
+            blob = raw[j * width : (j + 1) * width]
             rows.append(
-                {
-                    "collection_id": collection_id,
-                    "item_id": iid,
-                    "modality": v.modality,
-                    "segment": int(v.segment),
-                    "start_s": _opt_float(v.start),
-                    "end_s": _opt_float(v.end),
-                    "vector": to_blob(vec),
-                }
+                (int(vids[j]), collection_id, iid, v.modality, int(v.segment), start, end, blob)
             )
-            xs.append(vec)
-    if not rows:
-        return {}
-    stmt = insert(vectors).returning(vectors.c.id, sort_by_parameter_order=True)
-    vids = conn.execute(stmt, rows).scalars().all()
-    conn.execute(
-        insert(changes),
-        [
-            {
-                "collection_id": collection_id,
-                "modality": r["modality"],
-                "op": OP_ADD,
-                "vector_id": vid,
-            }
-            for r, vid in zip(rows, vids)
-        ],
+            mods.append(v.modality)
+            j += 1
+    # the hot insert goes straight to the driver's executemany (no per-row SQLAlchemy processing)
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    cols = "id, collection_id, item_id, modality, segment, start_s, end_s, vector"
+    conn.exec_driver_sql(f"INSERT INTO vectors ({cols}) VALUES ({', '.join([mark] * 8)})", rows)
+    sel = select(literal(collection_id), vectors.c.modality, literal(OP_ADD), vectors.c.id).where(
+        vectors.c.collection_id == collection_id,
+        vectors.c.id.between(int(vids.min()), int(vids.max())),
     )
-    return dict(zip(vids, xs))
+    conn.execute(insert(changes).from_select(["collection_id", "modality", "op", "vector_id"], sel))
+    marr = np.asarray(mods)
+    for modality in set(mods):
+        mask = marr == modality
+        out.adds[modality] = (vids[mask], x[mask])
 
 
 def _opt_float(x: float | None) -> float | None:
@@ -192,10 +265,12 @@ def move(
     )
 
 
-def remove_items(conn: Connection, collection_id: int, item_ids: Sequence[int]) -> int:
+def remove_items(
+    conn: Connection, collection_id: int, item_ids: Sequence[int], out: Written
+) -> int:
     """Delete items and their vectors (logging the deletes); returns how many existed."""
     n = 0
-    drop_vectors(conn, collection_id, item_ids)
+    drop_vectors(conn, collection_id, item_ids, out)
     for start in range(0, len(item_ids), CHUNK):
         chunk = list(item_ids[start : start + CHUNK])
         res = conn.execute(

@@ -7,11 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import faiss
-import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from embedstore.store import NewItem, NewVector, Store
+from embedstore.store import Store
 
 
 @pytest.fixture(autouse=True)
@@ -52,28 +51,3 @@ def store(db_url: str, tmp_path: Path) -> Iterator[Store]:
     s = Store(db_url, tmp_path / "indexes")
     yield s
     s.close()
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (float32)."""
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
-
-
-def make_items(
-    n: int, dim: int = 16, *, seed: int = 0, prefix: str = "/data/", modality: str = "vision"
-) -> list[NewItem]:
-    """``n`` items with one random unit vector each and metadata ``{"n": i, "even": bool}``."""
-    x = unit(np.random.default_rng(seed).standard_normal((n, dim)))
-    return [
-        NewItem(
-            uri=f"{prefix}{i:05d}.jpg",
-            modality=modality,
-            content_hash=f"h{seed}-{i}",
-            size=100 + i,
-            mtime=float(i),
-            metadata={"n": i, "even": i % 2 == 0, "tag": "ab"[i % 2]},
-            vectors=[NewVector(modality, x[i])],
-        )
-        for i in range(n)
-    ]

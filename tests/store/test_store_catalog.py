@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_items, unit
+from store_helpers import make_items, unit
 
 from embedstore.errors import (
     CollectionExists,

@@ -86,9 +86,7 @@ def upgrade() -> None:
         sa.Column("vector_id", sa.BigInteger, nullable=False),
         sqlite_autoincrement=True,
     )
-    op.create_index(
-        "ix_changes_collection_modality_seq", "changes", ["collection_id", "modality", "seq"]
-    )
+    op.create_index("ix_changes_collection_seq", "changes", ["collection_id", "seq"])
 
 
 def downgrade() -> None:

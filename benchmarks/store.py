@@ -1,0 +1,196 @@
+"""Store overhead over raw FAISS (same index object) and ingest throughput (DB + index).
+
+    python -m benchmarks.store --smoke --json
+    python -m benchmarks.store --n 100000 --dim 1024 --out benchmarks/results/store.json
+
+Rows ``search``: per-query median latency (k=10, one query per call) of raw ``faiss`` on the
+collection's own index, of ``Collection.search_ids`` (ids + scores) and of ``Collection.search``
+(+ the k hits' rows from the database), with the overhead in percent. Rows ``ingest``: vectors
+per second through ``Collection.add_items`` in batches (SQL insert + change log + index add,
+IVF training included).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from benchmarks.common import emit, output_options, result_doc, synthetic_clustered, timeit
+
+SMOKE = {
+    "n": 5000,
+    "dim": 64,
+    "nq": 50,
+    "ingest_specs": "Flat,IVF64,Flat",
+    "search_specs": "Flat,HNSW32",
+}
+
+
+def _items(x: np.ndarray, start: int) -> list[Any]:
+    from embedstore.store import NewItem, NewVector
+
+    return [
+        NewItem(
+            f"/bench/{start + i:08d}.jpg",
+            "vision",
+            f"h{start + i}",
+            1000,
+            1.0,
+            {"n": start + i, "tag": "ab"[(start + i) % 2]},
+            [NewVector("vision", v)],
+        )
+        for i, v in enumerate(x)
+    ]
+
+
+def ingest(store: Any, name: str, spec: str, xb: np.ndarray, batch: int) -> dict[str, Any]:
+    """Add ``xb`` one item per vector in batches; returns the ingest row."""
+    coll = store.create_collection(name, "bench", xb.shape[1], index_spec=spec)
+    batches = [
+        _items(xb[s : s + batch], s) for s in range(0, len(xb), batch)
+    ]  # built outside the timer
+    t0 = time.perf_counter()
+    for b in batches:
+        coll.add_items(b)
+    seconds = time.perf_counter() - t0
+    index = coll.indexes.indexes["vision"]
+    return {
+        "kind": "ingest",
+        "spec": spec,
+        "index": index.spec,
+        "trained": index.is_trained,
+        "n": len(xb),
+        "batch": batch,
+        "seconds": round(seconds, 2),
+        "vectors_per_s": round(len(xb) / seconds),
+    }
+
+
+def search_rows(coll: Any, xq: np.ndarray, k: int, runs: int) -> dict[str, Any]:
+    """Median per-query latency: raw FAISS, store ids+scores, store with rows; overhead in %."""
+    index = coll.indexes.indexes["vision"]
+    raw = index._index  # the very FAISS object the store searches
+    params = index._params(None, None, None, k)
+    queries = [xq[i : i + 1] for i in range(len(xq))]
+
+    def loop(fn: Any) -> float:
+        t = timeit(lambda: [fn(q) for q in queries], warmup=1, runs=runs)
+        return t.median_s / len(queries)
+
+    raw_s = loop(lambda q: raw.search(q, k, params=params))
+    ids_s = loop(lambda q: coll.search_ids(q, k, modality="vision"))
+    full_s = loop(lambda q: coll.search(q, k))
+    return {
+        "kind": "search",
+        "spec": index.spec,
+        "n": len(index),
+        "k": k,
+        "raw_faiss_ms": round(raw_s * 1e3, 4),
+        "store_ids_ms": round(ids_s * 1e3, 4),
+        "store_rows_ms": round(full_s * 1e3, 4),
+        "ids_overhead_pct": round(100 * (ids_s / raw_s - 1), 1),
+        "rows_overhead_pct": round(100 * (full_s / raw_s - 1), 1),
+    }
+
+
+@click.command()
+@click.option("--n", default=100_000, show_default=True, help="Vectors in the collection.")
+@click.option("--dim", default=1024, show_default=True)
+@click.option("--nq", default=200, show_default=True, help="Queries (timed one per call).")
+@click.option("-k", "k", default=10, show_default=True)
+@click.option("--batch", default=1000, show_default=True, help="Items per add_items call.")
+@click.option(
+    "--ingest-specs",
+    default="Flat,IVF1024,Flat",
+    show_default=True,
+    help="';'-free list: 'Flat,IVF1024,Flat' = Flat and IVF1024,Flat.",
+)
+@click.option("--search-specs", default="Flat,HNSW32", show_default=True)
+@click.option("--database-url", default=None, help="Default: a SQLite file in a temp dir.")
+@click.option("--runs", default=3, show_default=True)
+@click.option("--threads", default=0, help="FAISS OpenMP threads (0: FAISS default).")
+@output_options
+def main(
+    n: int,
+    dim: int,
+    nq: int,
+    k: int,
+    batch: int,
+    ingest_specs: str,
+    search_specs: str,
+    database_url: str | None,
+    runs: int,
+    threads: int,
+    as_json: bool,
+    out: Path | None,
+    smoke: bool,
+    plot: Path | None,
+) -> None:
+    """Measure the store's search overhead over raw FAISS and its ingest rate."""
+    import faiss
+
+    from embedstore.store import Store
+
+    if smoke:
+        n, dim, nq = 5000, 64, 50
+        ingest_specs, search_specs = "Flat,IVF64,Flat", "Flat,HNSW32"
+    if threads:
+        faiss.omp_set_num_threads(threads)
+    ds = synthetic_clustered(n, nq, dim, seed=0, k=k)
+    tmp = Path(tempfile.mkdtemp(prefix="embedstore-bench-"))
+    rows: list[dict[str, Any]] = []
+    try:
+        store = Store(database_url or f"sqlite:///{tmp / 'bench.db'}", tmp / "indexes")
+        for name in store.list_collections():
+            if name.startswith("bench-"):
+                store.drop_collection(name)
+        for i, spec in enumerate(_split_specs(ingest_specs)):
+            rows.append(ingest(store, f"bench-ingest-{i}", spec, ds.xb, batch))
+            store.drop_collection(f"bench-ingest-{i}")
+        first = None
+        for spec in _split_specs(search_specs):
+            if first is None:
+                first = store.create_collection("bench-search", "bench", dim, index_spec=spec)
+                for s in range(0, n, batch):
+                    first.add_items(_items(ds.xb[s : s + batch], s))
+            else:
+                first.reindex(spec)
+            rows.append(search_rows(first, ds.xq, k, runs))
+        store.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    params = {
+        "n": n,
+        "dim": dim,
+        "nq": nq,
+        "k": k,
+        "batch": batch,
+        "dataset": ds.name,
+        "database": "sqlite" if database_url is None else database_url.split(":")[0],
+        "faiss_threads": faiss.omp_get_max_threads(),
+    }
+    emit(result_doc("store", params, rows), as_json=as_json, out=out, plot=plot)
+
+
+def _split_specs(text: str) -> list[str]:
+    """'Flat,IVF1024,Flat,HNSW32' -> ['Flat', 'IVF1024,Flat', 'HNSW32'] (IVF takes its encoding)."""
+    parts, out = [p.strip() for p in text.split(",") if p.strip()], []
+    i = 0
+    while i < len(parts):
+        if parts[i].upper().startswith(("IVF", "OPQ", "PCA")) and i + 1 < len(parts):
+            out.append(f"{parts[i]},{parts[i + 1]}")
+            i += 2
+        else:
+            out.append(parts[i])
+            i += 1
+    return out
+
+
+if __name__ == "__main__":
+    main()
