@@ -60,7 +60,7 @@ class Batcher(Generic[K, In, Out]):
         if queue is None:
             queue = self._queues[key] = _Queue()
         if queue.worker is None or queue.worker.done():
-            queue.worker = loop.create_task(self._work(key, queue.items))
+            queue.worker = loop.create_task(self._work(key, queue))
         future: asyncio.Future[Out] = loop.create_future()
         queue.items.put_nowait((item, future))
         return await future
@@ -85,8 +85,12 @@ class Batcher(Generic[K, In, Out]):
                 break
         return [(item, fut) for item, fut in batch if not fut.done()]
 
-    async def _work(self, key: K, items: asyncio.Queue[tuple[In, asyncio.Future[Out]]]) -> None:
+    async def _work(self, key: K, queue: _Queue[In, Out]) -> None:
+        items = queue.items
         while True:
+            if items.empty() and self._queues.get(key) is queue:
+                del self._queues[key]  # idle: forget the key (keys may be many, e.g. filters)
+                return
             batch = await self._collect(items)
             if not batch:
                 continue

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from embedstore.api.batcher import DynamicBatcher
+from embedstore.api.batcher import Batcher, DynamicBatcher
 
 
 class RecordingEncoder:
@@ -92,3 +92,16 @@ def test_a_single_query_waits_at_most_the_window() -> None:
         return loop.time() - t0
 
     assert asyncio.run(main()) == pytest.approx(0.05, abs=0.2)
+
+
+def test_idle_keys_are_forgotten() -> None:
+    """Keys can be many (one per search filter): an idle key leaves no queue or task behind."""
+    batcher: Batcher[str, int, int] = Batcher(lambda key, items: [i * 2 for i in items], wait_ms=1)
+
+    async def main() -> list[int]:
+        out = await asyncio.gather(*(batcher.submit(f"filter-{i % 50}", i) for i in range(200)))
+        await asyncio.sleep(0.05)
+        return list(out)
+
+    assert asyncio.run(main()) == [i * 2 for i in range(200)]
+    assert batcher._queues == {}
