@@ -1,6 +1,7 @@
 """embedstore: a multimodal embedding search engine (ImageBind/OpenCLIP + FAISS + SQL).
 
-Heavy submodules (torch, faiss, SQLAlchemy) load on first use, so ``import embedstore`` stays fast.
+Submodules with dependencies (pydantic, torch, faiss, SQLAlchemy) load on first use, so
+``import embedstore.encoders`` needs torch and numpy only.
 """
 
 from __future__ import annotations
@@ -8,13 +9,14 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from embedstore.config import Settings, load_settings
 from embedstore.errors import EmbedstoreError
 from embedstore.types import Failure, IndexReport, SearchResult
 
 __version__ = "0.1.0"
 
 _LAZY = {
+    "Settings": "embedstore.config",
+    "load_settings": "embedstore.config",
     "Engine": "embedstore.engine",
     "Store": "embedstore.store",
     "Collection": "embedstore.store",
@@ -35,8 +37,6 @@ __all__ = [
     "Failure",
     "IndexReport",
     "SearchResult",
-    "Settings",
-    "load_settings",
     "__version__",
     *_LAZY,
 ]
