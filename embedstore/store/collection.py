@@ -336,7 +336,9 @@ class Collection:
                     select(vectors.c.modality).where(vectors.c.collection_id == self.id).distinct()
                 )
             ]
-        built = {m: self.indexes.build(m, spec) for m in mods}  # searches keep using the old ones
+        built = {
+            m: self.indexes.build(m, spec, eager=True) for m in mods
+        }  # searches keep using the old ones
         with self.indexes.lock:
             with writer(self._engine).begin() as conn:
                 conn.execute(

@@ -229,11 +229,16 @@ class IndexSet:
         return int(index.meta.get("watermark", 0))
 
     # -- building ------------------------------------------------------------------------------
-    def build(self, modality: str, spec: str | None = None, conn: Any = None) -> AnyIndex:
-        """A fresh index of ``modality`` from the database, trained when its spec needs it."""
+    def build(
+        self, modality: str, spec: str | None = None, conn: Any = None, *, eager: bool = False
+    ) -> AnyIndex:
+        """A fresh index of ``modality`` from the database, trained once there is enough data.
+
+        Enough is 39 vectors per centroid, or (``eager``, as ``reindex`` asks) FAISS's minimum.
+        """
         if conn is None:
             with self.engine.connect() as c:
-                return self.build(modality, spec, c)
+                return self.build(modality, spec, c, eager=eager)
         spec = spec or self.spec
         wm = top_seq(conn, self.collection_id)
         ids: list[int] = []
@@ -246,7 +251,8 @@ class IndexSet:
             blobs.append(blob)
         x = from_blobs(blobs, self.dim)
         index = indexers.create_index(spec, self.dim, n=len(ids))
-        if isinstance(index, FaissIndex) and len(ids) >= index.min_training_points:
+        need = 1 if eager else TRAIN_FACTOR
+        if isinstance(index, FaissIndex) and len(ids) >= need * index.min_training_points:
             size = indexers.training_size(index.min_training_points, self._total(conn))
             index.train(self.training_sample(conn, size))
         index.add(np.asarray(ids, dtype=np.int64), x)
