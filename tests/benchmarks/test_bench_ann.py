@@ -52,7 +52,8 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
     png = tmp_path / "ann.png"
     result = CliRunner().invoke(
         ann.main,
-        ["--smoke", "--layers", "faiss", "--out", str(tmp_path / "a.json"), "--plot", str(png)],
+        ["--smoke", "--layers", "faiss", "--spec", "Flat", "--spec", "IVF16,Flat"]
+        + ["--out", str(tmp_path / "a.json"), "--plot", str(png)],
     )
     assert result.exit_code == 0, result.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

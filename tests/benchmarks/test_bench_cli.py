@@ -17,7 +17,9 @@ def test_bench_lists_the_scripts() -> None:
 
 
 def test_bench_ann_smoke_through_the_cli() -> None:
-    result = CliRunner().invoke(cli, ["bench", "ann", "--smoke", "--layers", "faiss", "--json"])
+    result = CliRunner().invoke(
+        cli, ["bench", "ann", "--smoke", "--layers", "faiss", "--spec", "HNSW32", "--json"]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["benchmark"] == "ann"
 
