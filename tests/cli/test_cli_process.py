@@ -148,7 +148,8 @@ def test_serve_answers_on_loopback(env: dict[str, str], library: Path) -> None:
                 assert server.poll() is None and time.monotonic() < deadline, "server did not start"
                 time.sleep(0.3)
         assert health.status_code == 200
-        listed = httpx.get(f"http://127.0.0.1:{port}/collections", timeout=10)
+        listed = httpx.get(f"http://127.0.0.1:{port}/v1/collections", timeout=10)
+        assert listed.status_code == 200, listed.text
         assert [c["name"] for c in listed.json()] == ["media"]
     finally:
         server.terminate()
