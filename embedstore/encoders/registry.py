@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -59,6 +60,9 @@ F = TypeVar("F", bound=Callable[..., Encoder])
 _ENCODERS: dict[str, EncoderInfo] = {}
 # prefix ("openclip") -> resolver(suffix) -> EncoderInfo with a factory, for names like "openclip:ViT-B-32"
 _PREFIXES: dict[str, Callable[[str], EncoderInfo]] = {}
+# Prefixes registered by modules outside this package, imported on first use so that
+# ``embedstore.encoders`` itself needs only torch and numpy.
+_LAZY_PREFIXES: dict[str, str] = {"bound": "embedstore.bind.bound"}
 
 
 def default_weights_dir(weights_dir: Path | str | None = None) -> Path:
@@ -114,6 +118,8 @@ def get_encoder_info(name: str) -> EncoderInfo:
     if name in _ENCODERS:
         return _ENCODERS[name]
     prefix, sep, rest = name.partition(":")
+    if sep and rest and prefix not in _PREFIXES and prefix in _LAZY_PREFIXES:
+        importlib.import_module(_LAZY_PREFIXES[prefix])
     if sep and prefix in _PREFIXES and rest:
         return _PREFIXES[prefix](rest)
     known = ", ".join(sorted(_ENCODERS))
