@@ -35,6 +35,7 @@ MEL_BINS = 128
 TARGET_FRAMES = 204
 MEAN, STD = -4.268, 9.138
 MIN_SAMPLES = 400  # one 25 ms fbank window at 16 kHz
+MAX_CACHED_PHASES = 1000  # cache resampling kernels with at most this many output phases
 
 
 @functools.lru_cache(maxsize=16)
@@ -47,10 +48,17 @@ def resample(waveform: torch.Tensor, orig: int, new: int = SAMPLE_RATE) -> torch
     """``torchaudio.functional.resample`` with its defaults, caching the sinc kernel per rate pair."""
     if orig == new:
         return waveform
-    if waveform.dtype != torch.float32 or not hasattr(_F, "_apply_sinc_resample_kernel"):
+    gcd = math.gcd(orig, new)
+    # Odd rates (11127 Hz -> 16 kHz has gcd 1) give kernels of hundreds of MB: build those per
+    # call and let them go instead of keeping up to 16 of them alive in every worker.
+    small = new // gcd <= MAX_CACHED_PHASES
+    if (
+        not small
+        or waveform.dtype != torch.float32
+        or not hasattr(_F, "_apply_sinc_resample_kernel")
+    ):
         return torchaudio.functional.resample(waveform, orig, new)
     kernel, width = _resample_kernel(orig, new)
-    gcd = math.gcd(orig, new)
     return _F._apply_sinc_resample_kernel(waveform, orig, new, gcd, kernel, width)  # type: ignore[no-any-return]
 
 
