@@ -5,12 +5,14 @@
 
 The library is made of JPEG crops of the real reference photos (``../shared/fixtures``), or the
 Tux Paint stamps when ``--tuxpaint`` is given. Rows: ``decode_only`` (``decode_many`` alone, same
-workers), ``index`` (the full pipeline into a fresh SQLite collection), ``rerun_unchanged`` (a
+workers), ``encode_only`` (the model alone on decoded batches, with the torch threads the
+pipeline leaves it: CPU cores minus decode workers), ``index`` (the full pipeline into a fresh SQLite collection), ``rerun_unchanged`` (a
 second ``index`` over an unchanged ``--rerun-n`` file library, which must do no model work).
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -54,6 +56,28 @@ def decode_only(paths: list[Path], workers: int) -> float:
         if isinstance(result, BaseException):
             raise click.ClickException(f"decode failed: {result}")
     return time.perf_counter() - t0
+
+
+def encode_only(files: list[Path], encoder: str, batch: int, threads: int) -> tuple[int, float]:
+    """(items, seconds) to embed up to 256 decoded files in batches, with ``threads`` torch threads."""
+    import torch
+
+    from embedstore.encoders import create_encoder
+    from embedstore.modalities import DecodeTask, decode_many
+
+    tasks = [DecodeTask(i, "vision", p) for i, p in enumerate(files[:256])]
+    items = [r for _t, r in decode_many(tasks, 1) if not isinstance(r, BaseException)]
+    enc = create_encoder(encoder, device="cpu")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        enc.encode("vision", torch.stack(items[:batch]))  # warm-up
+        t0 = time.perf_counter()
+        for i in range(0, len(items), batch):
+            enc.encode("vision", torch.stack(items[i : i + batch]))
+        return len(items), time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(before)
 
 
 def index_once(data: Path, files: list[Path], encoder: str, workers: int, batch: int) -> Any:
@@ -139,9 +163,12 @@ def main(
         inputs = files if tuxpaint else [root / "lib"]
         decode_only(files[: max(workers, 1) * 2], workers)  # warm-up: worker start, imports
         decode_s = decode_only(files, workers)
+        threads = max(1, (os.cpu_count() or 1) - workers)
+        n_enc, encode_s = encode_only(files, encoder, batch_size, threads)
         report, index_s, embedded = index_once(root / "d1", inputs, encoder, workers, batch_size)
         rows = [
             row("decode_only", len(files), decode_s),
+            row("encode_only", n_enc, encode_s, torch_threads=threads),
             row(
                 "index",
                 len(files),
@@ -149,6 +176,9 @@ def main(
                 embedded=embedded,
                 failed=len(report.failed),
                 vs_decode=round(decode_s / index_s, 3),
+                vs_slower_stage=round(
+                    max(decode_s / len(files), encode_s / n_enc) * len(files) / index_s, 3
+                ),
             ),
         ]
         big = make_images(root / "big", rerun_n, 32)

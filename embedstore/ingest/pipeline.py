@@ -204,14 +204,19 @@ class DecodeAhead(threading.Thread):
             self.queue.put(self._END)
 
     def __iter__(self) -> Iterator[tuple[Group, Any]]:
-        self.start()
+        if self.ident is None:
+            self.start()
         try:
             while (pair := self.queue.get()) is not self._END:
                 yield pair
         finally:
-            self.stop.set()
-            while self.is_alive():
-                with contextlib.suppress(queue.Empty):
-                    self.queue.get(timeout=0.1)
+            self.close()
         if self.error is not None:
             raise self.error
+
+    def close(self) -> None:
+        """Stop decoding (workers shut down) and wait for the thread."""
+        self.stop.set()
+        while self.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self.queue.get(timeout=0.1)

@@ -170,11 +170,32 @@ def _embed(
     options: IndexOptions,
 ) -> None:
     """Decode the group leaders in workers, embed in batches, hand finished items to the writer."""
+    from embedstore.encoders import get_encoder_info
+
     if not plan.groups:
         return
-    encoder = engine.collection_encoder(coll)
-    with _cpu_threads(encoder, options.workers):
-        _embed_groups(engine, encoder, plan, c, writer, options)
+    info = get_encoder_info(coll.info().encoder)
+    supported = []
+    for g in plan.groups:
+        needs = "vision" if g.leader.modality == "video" else g.leader.modality
+        if needs in info.modalities:
+            supported.append(g)
+        else:
+            reason = f"encoder {info.name} cannot embed {needs}"
+            writer.put(
+                [], [_failure_row(e, reason, g.content_hash) for e in (g.leader, *g.followers)]
+            )
+            c.failed.extend(Failure(e.uri, reason) for e in (g.leader, *g.followers))
+    if not supported:
+        return
+    ahead = DecodeAhead(supported, options.workers, 2 * options.batch_size)
+    ahead.start()  # workers start up while the model loads
+    try:
+        encoder = engine.collection_encoder(coll)
+        with _cpu_threads(encoder, options.workers):
+            _embed_groups(engine, encoder, ahead, plan, c, writer, options)
+    finally:
+        ahead.close()
 
 
 @contextmanager
@@ -194,6 +215,7 @@ def _cpu_threads(encoder: Encoder, workers: int) -> Iterator[None]:
 def _embed_groups(
     engine: Engine,
     encoder: Encoder,
+    ahead: DecodeAhead,
     plan: Plan,
     c: _Counts,
     writer: Writer,
@@ -213,18 +235,7 @@ def _embed_groups(
         c.failed.extend(Failure(e.uri, reason) for e in group_entries)
 
     embedder = Embedder(engine, encoder, options.batch_size, done)
-    supported = []
-    for g in plan.groups:
-        needs = "vision" if g.leader.modality == "video" else g.leader.modality
-        if needs in encoder.modalities:
-            supported.append(g)
-        else:
-            fail(
-                [g.leader, *g.followers],
-                f"encoder {encoder.name} cannot embed {needs}",
-                g.content_hash,
-            )
-    for group, result in DecodeAhead(supported, options.workers, 2 * options.batch_size):
+    for group, result in ahead:
         if isinstance(result, BaseException):
             fail([group.leader, *group.followers], _reason(result), group.content_hash)
         else:
