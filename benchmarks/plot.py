@@ -104,6 +104,8 @@ def markdown_ann(doc: dict[str, Any]) -> str:
     head = ["spec", "knob"] + [f"recall {lay}" for lay in layers]
     for b in (1, 256):
         head += [f"QPS b{b} {lay}" for lay in layers]
+    for b in (1, 256):
+        head += [f"CPU-QPS b{b} {lay}" for lay in layers]
     head += [f"CPU ratio b{b} {lay}" for b in (1, 256) for lay in layers if lay != "faiss"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for (spec, param, value), by in cells.items():
@@ -111,8 +113,9 @@ def markdown_ann(doc: dict[str, Any]) -> str:
         row += [
             f"{by[(lay, 256)]['recall_at_k']:.3f}" if (lay, 256) in by else "" for lay in layers
         ]
-        for b in (1, 256):
-            row += [f"{by[(lay, b)]['qps']:,.0f}" if (lay, b) in by else "" for lay in layers]
+        for key in ("qps", "qps_cpu"):
+            for b in (1, 256):
+                row += [f"{by[(lay, b)][key]:,.0f}" if (lay, b) in by else "" for lay in layers]
         for b in (1, 256):
             for lay in layers:
                 if lay == "faiss":
