@@ -8,13 +8,14 @@ the object makes in ``X.ogg``/``X.wav``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from embedstore.config import load_settings
+from embedstore.config import default_data_dir, load_settings
 from embedstore.engine import Engine
 
 STAMPS = Path("/usr/share/tuxpaint/stamps")
@@ -114,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="stamps to index (default: see below)")
     ap.add_argument("--all", action="store_true", help="index every stamp")
     ap.add_argument("--encoder", help="encoder (default: imagebind_huge if present)")
-    ap.add_argument("--data-dir", type=Path, help="data folder (default: EMBEDSTORE_DATA_DIR)")
+    ap.add_argument(
+        "--data-dir", type=Path, help="data folder (default: EMBEDSTORE_DATA_DIR, else ./.demo)"
+    )
     ap.add_argument("--collection", default=None, help="collection name")
     args = ap.parse_args(argv)
 
@@ -125,7 +128,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    settings = load_settings(data_dir=args.data_dir)
+    # A throw-away catalog in ./.demo (removed by `make clean`) unless a data dir is given;
+    # weights are still looked up where the user keeps them.
+    data_dir = args.data_dir or (None if os.environ.get("EMBEDSTORE_DATA_DIR") else Path(".demo"))
+    settings = load_settings(data_dir=data_dir)
+    if settings.weights_dir is None and data_dir is not None and args.data_dir is None:
+        settings = settings.model_copy(update={"weights_dir": default_data_dir() / "weights"})
     engine = Engine(settings)
     encoder = choose_encoder(engine, args.encoder)
     gpu = settings.resolved_device().startswith("cuda")
