@@ -17,6 +17,7 @@ from embedstore.errors import (
     UnsupportedMediaType,
     UnsupportedModality,
 )
+from embedstore.modalities.sources import DecodeLimits
 from embedstore.types import IndexReport, SearchResult
 
 if TYPE_CHECKING:
@@ -156,6 +157,8 @@ class Engine:
             prune=prune,
             batch_size=batch_size or self.settings.batch_size,
             workers=self.settings.workers if workers is None else workers,
+            limits=DecodeLimits.from_settings(self.settings),
+            decode_timeout_s=self.settings.decode_timeout_s,
         )
         return index_paths(self, coll, [Path(p) for p in paths], options, progress=progress)
 

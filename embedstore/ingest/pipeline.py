@@ -14,6 +14,7 @@ import numpy as np
 
 from embedstore.ingest.plan import Group
 from embedstore.ingest.walk import FileEntry
+from embedstore.modalities.sources import DecodeLimits
 
 if TYPE_CHECKING:
     from embedstore.encoders import Encoder
@@ -164,14 +165,20 @@ def items_of(slot: Slot) -> list[NewItem]:
     ]
 
 
-def decode_groups(groups: Sequence[Group], workers: int) -> Iterator[tuple[Group, Any]]:
+def decode_groups(
+    groups: Sequence[Group],
+    workers: int,
+    *,
+    limits: DecodeLimits | None = None,
+    timeout_s: float | None = None,
+) -> Iterator[tuple[Group, Any]]:
     """Decode each group's leader in worker processes; yields (group, tensor or exception)."""
     from pathlib import Path
 
     from embedstore.modalities import DecodeTask, decode_many
 
     tasks = (DecodeTask(i, g.leader.modality, Path(g.leader.uri)) for i, g in enumerate(groups))
-    for task, result in decode_many(tasks, workers):
+    for task, result in decode_many(tasks, workers, limits=limits, timeout_s=timeout_s):
         yield groups[task.key], result
 
 
@@ -180,16 +187,27 @@ class DecodeAhead(threading.Thread):
 
     _END = object()
 
-    def __init__(self, groups: Sequence[Group], workers: int, ahead: int) -> None:
+    def __init__(
+        self,
+        groups: Sequence[Group],
+        workers: int,
+        ahead: int,
+        *,
+        limits: DecodeLimits | None = None,
+        timeout_s: float | None = None,
+    ) -> None:
         super().__init__(name="embedstore-decode", daemon=True)
         self.groups, self.workers = groups, workers
+        self.limits, self.timeout_s = limits, timeout_s
         self.queue: queue.Queue[Any] = queue.Queue(max(ahead, 1))
         self.stop = threading.Event()
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            for pair in decode_groups(self.groups, self.workers):
+            for pair in decode_groups(
+                self.groups, self.workers, limits=self.limits, timeout_s=self.timeout_s
+            ):
                 while not self.stop.is_set():
                     try:
                         self.queue.put(pair, timeout=0.2)

@@ -14,6 +14,7 @@ from embedstore.errors import EmbedstoreError
 from embedstore.ingest.pipeline import DecodeAhead, Embedder, FailureRow, Slot, Writer, items_of
 from embedstore.ingest.plan import Plan, make_plan
 from embedstore.ingest.walk import FileEntry, walk
+from embedstore.modalities.sources import DecodeLimits
 from embedstore.types import Failure, IndexReport
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ class IndexOptions:
     prune: bool = False
     batch_size: int = 32
     workers: int = 1
+    limits: DecodeLimits | None = None
+    decode_timeout_s: float | None = None
 
 
 @dataclass(slots=True)
@@ -188,7 +191,13 @@ def _embed(
             c.failed.extend(Failure(e.uri, reason) for e in (g.leader, *g.followers))
     if not supported:
         return
-    ahead = DecodeAhead(supported, options.workers, 2 * options.batch_size)
+    ahead = DecodeAhead(
+        supported,
+        options.workers,
+        2 * options.batch_size,
+        limits=options.limits,
+        timeout_s=options.decode_timeout_s,
+    )
     ahead.start()  # workers start up while the model loads
     try:
         encoder = engine.collection_encoder(coll)

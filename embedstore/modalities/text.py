@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 import regex
 import torch
-from open_clip.tokenizer import SimpleTokenizer
 
 from embedstore.modalities.registry import Modality, register_modality
 from embedstore.modalities.sources import DEFAULT_LIMITS, DecodeLimits, Source, invalid, read_source
+
+if TYPE_CHECKING:
+    from open_clip.tokenizer import SimpleTokenizer
 
 CONTEXT_LENGTH = 77
 # The original CLIP markers. open_clip names its special tokens differently and does not
@@ -21,6 +24,8 @@ _PIECES = r"'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"
 @functools.cache
 def tokenizer() -> SimpleTokenizer:
     """The shared CLIP tokenizer (49408 ids, SOT 49406, EOT 49407), built once per process."""
+    from open_clip.tokenizer import SimpleTokenizer  # imported on first use: slow to import
+
     tok = SimpleTokenizer(context_length=CONTEXT_LENGTH)
     for marker, token_id in zip(_SPECIALS, (tok.sot_token_id, tok.eot_token_id), strict=True):
         tok.encoder[marker] = token_id
