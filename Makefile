@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+PY_DIRS := embedstore indexers cli tests benchmarks
 
 # Debian packages with real media that the demo and the tests read (see docs/data.md).
 DEMO_DEBS := tuxpaint-stamps-default
@@ -46,8 +47,8 @@ demo-data:
 	$(call apt_install,$(DEMO_DEBS))
 
 lint: venv
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 
 typecheck: venv
 	$(BIN)/mypy

@@ -189,7 +189,7 @@ def load_dataset(
     return synthetic_clustered(n, nq, dim, seed, n_clusters)
 
 
-@click.command()
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--dataset",
     type=click.Choice(["clustered", "fashion-mnist"]),

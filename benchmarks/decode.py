@@ -139,7 +139,7 @@ def run_embedstore(kind: str, files: list[Path], workers: int) -> tuple[float, i
     return _time(go)
 
 
-@click.command()
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--images", type=int, default=96, show_default=True, help="Number of image files.")
 @click.option("--audio", type=int, default=32, show_default=True, help="Number of WAV files.")
 @click.option("--videos", type=int, default=6, show_default=True, help="Number of MP4 files.")

@@ -96,7 +96,7 @@ def recall_rows(
     return rows
 
 
-@click.command()
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @output_options
 @click.option(
     "--stamps", "root", type=click.Path(path_type=Path), default=STAMPS, show_default=True

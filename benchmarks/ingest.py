@@ -124,7 +124,7 @@ def row(stage: str, files: int, seconds: float, **extra: Any) -> dict[str, Any]:
     }
 
 
-@click.command()
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--n", default=1000, show_default=True, help="Files for the throughput rows.")
 @click.option("--rerun-n", default=10_000, show_default=True, help="Files for the re-run row.")
 @click.option("--size", default=256, show_default=True, help="Image side in pixels.")

@@ -166,7 +166,7 @@ def server_row(before: dict[str, float], after: dict[str, float]) -> dict[str, f
             "search_call_ms": 1e3 * d["search_s"] / calls_s}  # fmt: skip
 
 
-@click.command()
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--n", type=int, default=100_000, show_default=True, help="Stored vectors.")
 @click.option("--concurrency", default="1,8,32", show_default=True, help="Client counts.")
 @click.option("--requests", type=int, default=2000, show_default=True, help="Per level (cap).")

@@ -147,7 +147,7 @@ def plot_result(doc: dict[str, Any], png: Path) -> Path:
     return png
 
 
-@click.command()
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("results", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--markdown", is_flag=True, help="Print Markdown tables (ann results) instead.")
 def main(results: tuple[Path, ...], markdown: bool) -> None:

@@ -232,7 +232,7 @@ def run(
     return result_doc("recall", params, rows)
 
 
-@click.command()
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("manifest", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--encoder", default="imagebind_huge", show_default=True, help="Registered encoder name."

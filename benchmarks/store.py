@@ -99,7 +99,7 @@ def search_rows(coll: Any, xq: np.ndarray, k: int, runs: int) -> dict[str, Any]:
     }
 
 
-@click.command()
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--n", default=100_000, show_default=True, help="Vectors in the collection.")
 @click.option("--dim", default=1024, show_default=True)
 @click.option("--nq", default=200, show_default=True, help="Queries (timed one per call).")

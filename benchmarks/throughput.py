@@ -148,7 +148,7 @@ def bench_one(
     }
 
 
-@click.command()
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     type=click.Choice(sorted(CONFIGS)),
