@@ -24,6 +24,9 @@ from indexers.base import (
 from indexers.errors import InvalidSpec, InvalidVectors, UnsupportedOperation
 from indexers.exact import ExactIndex
 
+EF_CONSTRUCTION = 200  # FAISS defaults to 40: recall@10 drops ~6 points on 1024-d embeddings
+EF_SEARCH = 64
+
 log = logging.getLogger(__name__)
 
 _METRICS = {"ip": faiss.METRIC_INNER_PRODUCT, "l2": faiss.METRIC_L2}
@@ -73,11 +76,13 @@ class FaissIndex:
         self._ivf = ivf
         inner = self._index if ivf is not None else faiss.downcast_index(self._index.index)
         self._hnsw = inner if isinstance(inner, faiss.IndexHNSW) else None
+        if self._hnsw is not None and self._hnsw.ntotal == 0:
+            self._hnsw.hnsw.efConstruction = EF_CONSTRUCTION
         for part in (inner, ivf):  # polysemous training costs minutes and we never use it
             if part is not None and hasattr(part, "do_polysemous_training"):
                 part.do_polysemous_training = False
         self.nprobe = min(ivf.nlist, max(8, ivf.nlist // 16)) if ivf is not None else 0
-        self.ef_search = 64
+        self.ef_search = EF_SEARCH
         self._param_cache: dict[tuple[int, int], Any] = {}
         self._can_remove = self._probe_remove()
         self._params_ok = not isinstance(inner, faiss.IndexPQ)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-EXACT_LIMIT = 250_000  # brute force stays fast (tens of ms) and exact up to here
+EXACT_LIMIT = 20_000  # brute force is exact and a few ms per query up to here
 IVF_FLAT_LIMIT = 2_000_000  # beyond this, raw float32 vectors no longer fit comfortably in RAM
 
 

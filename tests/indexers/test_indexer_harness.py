@@ -157,7 +157,8 @@ def test_search_params_and_empty_index() -> None:
 
 def test_auto_spec_grows_with_the_collection() -> None:
     assert indexers.auto_spec(1000) == "Flat"
-    assert indexers.auto_spec(200_000) == "Flat"
+    assert indexers.auto_spec(20_000) == "Flat"
+    assert indexers.auto_spec(200_000) == "IVF2048,Flat"
     assert indexers.auto_spec(1_000_000).startswith("IVF") and indexers.auto_spec(
         1_000_000
     ).endswith(",Flat")
