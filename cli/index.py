@@ -121,7 +121,8 @@ def index(
     finally:
         bar.close()
     for failure in report.failed:
-        click.echo(f"skipping {failure.uri}: {failure.reason}", err=True)
+        reason = failure.reason.removeprefix(f"{failure.uri}: ")  # errors name their file already
+        click.echo(f"skipping {failure.uri}: {reason}", err=True)
     click.echo(
         f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
         f"{report.moved} moved, {report.deduplicated} deduplicated, {report.removed} removed, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+from pathlib import PurePath
 
 from embedstore.errors import InvalidMedia, UnsupportedMediaType
 
@@ -27,6 +28,17 @@ FORMAT_KIND = {
     "tiff": "image", "wav": "audio", "flac": "audio", "ogg": "audio", "mp3": "audio",
     "m4a": "audio", "mp4": "video", "mov": "video", "webm": "video", "avi": "video",
     "npy": "npy", "txt": "text",
+}  # fmt: skip
+
+#: What a file name's suffix promises (binary kinds only need their magic bytes to match).
+SUFFIX_KIND = {
+    suffix: kind for kind, suffixes in {
+        "image": (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"),
+        "audio": (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus"),
+        "video": (".mp4", ".mov", ".webm", ".mkv", ".avi"),
+        "npy": (".npy",),
+        "text": (".txt", ".md"),
+    }.items() for suffix in suffixes
 }  # fmt: skip
 
 SNIFF_BYTES = 64
@@ -93,6 +105,12 @@ def check_upload(head: bytes, modality: str | None, filename: str = "upload") ->
         )
     kind = FORMAT_KIND[fmt]
     allowed = KIND_MODALITIES[kind]
+    named = SUFFIX_KIND.get(PurePath(filename).suffix.lower())
+    if kind == "text" and named not in (None, "text"):
+        raise UnsupportedMediaType(
+            f"Upload {filename!r} is named like a{'n' if named[0] in 'aeiou' else ''} {named} "
+            "file but holds text, not a supported media format"
+        )
     if modality is None:
         if kind == "npy":
             raise InvalidMedia(

@@ -102,6 +102,8 @@ def test_bad_uploads(client: TestClient) -> None:
     assert "bad.png" in corrupt.json()["detail"]
     exe = client.post(url, files={"file": ("tool.exe", b"MZ\x90\x00\x03" + b"\x00" * 64)})
     assert exe.status_code == 415 and exe.json()["type"] == "UnsupportedMediaType"
+    renamed = client.post(url, files={"file": ("notes.png", b"just some text")})
+    assert renamed.status_code == 415 and "notes.png" in renamed.json()["detail"]
     empty = client.post(url, files={"file": ("e.png", b"")})
     assert empty.status_code == 422
     wrong = client.post(
