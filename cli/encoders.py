@@ -29,6 +29,7 @@ def encoders(ctx: click.Context, as_json: bool) -> None:
                 "modalities": sorted(info.modalities),
                 "weights": "present" if present else "missing",
                 "weights_file": str(info.weights_file) if needs else None,
+                "needs_weights": needs,
                 "description": info.description,
             }
         )
@@ -36,8 +37,9 @@ def encoders(ctx: click.Context, as_json: bool) -> None:
         emit_json(rows)
         return
     for r in rows:
+        weights = r["weights"] if r["needs_weights"] else "built in"
         click.echo(
-            f"{r['name']:<20} {r['family']:<10} dim {r['dim']:<5} weights {r['weights']:<8} "
+            f"{r['name']:<20} {r['family']:<10} dim {r['dim']:<5} weights {weights:<8} "
             f"{','.join(r['modalities'])}"
         )
     if any(r["weights"] == "missing" for r in rows):
