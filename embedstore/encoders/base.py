@@ -78,11 +78,24 @@ class Encoder(ABC):
     version: str
     device: torch.device
     precision: str = "fp32"
+    dtype: torch.dtype = torch.float32
     family: ClassVar[str] = ""
 
     @abstractmethod
     def encode(self, modality: str, batch: torch.Tensor) -> np.ndarray:
         """Embed a batch as stacked by ``embedstore.modalities.load``: float32 (B, dim), unit rows."""
+
+    def _place(
+        self, name: str, model: torch.nn.Module, *, version: str, device: str, precision: str
+    ) -> torch.nn.Module:
+        """Set name, device, precision and version; return ``model`` moved there in eval mode."""
+        self.name = name
+        self.device = resolve_device(device)
+        self.precision = precision
+        self.dtype = resolve_dtype(precision)
+        self.version = f"{version}/{precision}"
+        enable_tf32(self.device, precision)
+        return model.to(device=self.device, dtype=self.dtype).eval()
 
     def check_modality(self, modality: str) -> None:
         """Raise `UnsupportedModality` when this encoder cannot embed ``modality``."""

@@ -19,9 +19,6 @@ import torch.nn.functional as F
 from embedstore.encoders.base import (
     Encoder,
     as_batch,
-    enable_tf32,
-    resolve_device,
-    resolve_dtype,
     strict_fp32,
 )
 from embedstore.encoders.registry import (
@@ -61,14 +58,8 @@ class OpenCLIPEncoder(Encoder):
     ) -> None:
         from open_clip.model import get_model_preprocess_cfg
 
-        self.name = name
-        self.device = resolve_device(device)
-        self.precision = precision
-        self.dtype = resolve_dtype(precision)
-        enable_tf32(self.device, precision)
-        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        self.model = self._place(name, model, version=version, device=device, precision=precision)
         self.dim = dim
-        self.version = f"{version}/{precision}"
         self.modalities = frozenset({"vision", "text"} if text else {"vision"})
         cfg = get_model_preprocess_cfg(model)
         size = cfg.get("size", 224)

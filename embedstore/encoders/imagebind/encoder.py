@@ -13,9 +13,6 @@ import torch
 from embedstore.encoders.base import (
     Encoder,
     as_batch,
-    enable_tf32,
-    resolve_device,
-    resolve_dtype,
     strict_fp32,
 )
 from embedstore.encoders.imagebind.init import init_weights
@@ -98,15 +95,9 @@ class ImageBindEncoder(Encoder):
         precision: str = "fp32",
         compile: bool = False,
     ) -> None:
-        self.name = name
-        self.device = resolve_device(device)
-        self.precision = precision
-        dtype = resolve_dtype(precision)
-        enable_tf32(self.device, precision)
-        self.model = model.to(device=self.device, dtype=dtype).eval()
+        self.model = self._place(name, model, version=version, device=device, precision=precision)
         self.dim = model.out_embed_dim
         self.modalities = frozenset(MODALITIES)
-        self.version = f"{version}/{precision}"
         self._encode = torch.compile(model.encode_items) if compile else model.encode_items
 
     def encode(self, modality: str, batch: torch.Tensor) -> np.ndarray:
