@@ -7,7 +7,6 @@ other value is a file path, relative to the manifest's folder unless absolute.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import re
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from embedstore.errors import InvalidInput
+from embedstore.manifests import iter_rows
 
 FIELDS = ("query", "query_modality", "target", "target_modality")
 
@@ -36,22 +36,7 @@ class Pair:
 
 
 def _rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() in (".csv", ".tsv"):
-        delim = "\t" if path.suffix.lower() == ".tsv" else ","
-        for i, row in enumerate(csv.DictReader(text.splitlines(), delimiter=delim), start=2):
-            yield i, row
-        return
-    for i, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InvalidInput(f"{path}:{i}: not valid JSON ({e.msg})", field="manifest") from e
-        if not isinstance(row, dict):
-            raise InvalidInput(f"{path}:{i}: expected a JSON object", field="manifest")
-        yield i, row
+    return iter_rows(path, field="manifest")
 
 
 def read_manifest(path: Path) -> list[Pair]:

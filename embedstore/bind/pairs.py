@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from embedstore.errors import InvalidInput
+from embedstore.manifests import iter_rows
 
 ANCHOR_KEYS = ("anchor",)
 TARGET_KEYS = ("target",)
@@ -65,23 +64,9 @@ def _pick(row: dict[str, str], names: Sequence[str], where: str) -> str:
 
 
 def _rows(path: Path) -> list[tuple[str, dict[str, str]]]:
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as f:
-            return [(f"{path}:{i + 2}", row) for i, row in enumerate(csv.DictReader(f))]
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        rows = []
-        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InvalidInput(f"{path}:{i + 1}: invalid JSON: {e}", field="pairs") from e
-            if not isinstance(obj, dict):
-                raise InvalidInput(f"{path}:{i + 1}: expected a JSON object", field="pairs")
-            rows.append((f"{path}:{i + 1}", obj))
-        return rows
-    raise InvalidInput(f"{path}: pairs must be a .csv, .jsonl file or a folder", field="pairs")
+    if path.suffix.lower() not in (".csv", ".jsonl", ".ndjson"):
+        raise InvalidInput(f"{path}: pairs must be a .csv, .jsonl file or a folder", field="pairs")
+    return [(f"{path}:{i}", row) for i, row in iter_rows(path, field="pairs")]
 
 
 def read_manifest(path: Path, anchor_modality: str, modality: str) -> list[Pair]:
