@@ -141,6 +141,8 @@ def parse_where(values: Iterable[str]) -> dict[str, Any] | None:
                 field="where",
             )
         key, op, value = m.group(1), _OPS[m.group(2)], _value(m.group(3).strip())
+        if isinstance(value, str) and value[:1] in "<>=!":
+            raise InvalidQuery(f"Cannot parse --where {raw!r}: doubled operator", field="where")
         if op == "eq":
             where[key] = value
         else:
@@ -149,6 +151,16 @@ def parse_where(values: Iterable[str]) -> dict[str, Any] | None:
             cond[op] = value
             where[key] = cond
     return where or None
+
+
+def parse_modalities(values: Iterable[str]) -> list[str] | None:
+    """``--in audio,vision``: a list of registered modality names (UnknownModality otherwise)."""
+    from embedstore.modalities import get_modality
+
+    names = split_csv(values)
+    for name in names or ():
+        get_modality(name)
+    return names
 
 
 def split_csv(values: Iterable[str]) -> list[str] | None:

@@ -12,8 +12,8 @@ from cli.common import (
     emit_hits,
     get_engine,
     output_options,
+    parse_modalities,
     parse_where,
-    split_csv,
 )
 
 in_option = click.option(
@@ -78,7 +78,7 @@ def search(
         file=file,
         modality=modality,
         k=k,
-        modalities=split_csv(targets),
+        modalities=parse_modalities(targets),
         where=parse_where(where),
         offset=offset,
     )
@@ -111,7 +111,7 @@ def similar(
     engine = get_engine(ctx)
     key: int | str = int(item) if item.isdigit() else _as_uri(item)
     hits = engine.similar(
-        collection, key, k=k, modalities=split_csv(targets), where=parse_where(where)
+        collection, key, k=k, modalities=parse_modalities(targets), where=parse_where(where)
     )
     emit_hits(hits, fmt)
 

@@ -71,6 +71,10 @@ def test_table_output_and_bad_usage(invoke, indexed: Path) -> None:
     assert invoke("search", "-c", "media", ok=False).exit_code == 2
     bad = invoke("search", "x", "-c", "media", "--where", "???", ok=False)
     assert bad.exit_code == 2 and "where" in bad.stderr
+    doubled = invoke("search", "x", "-c", "media", "--where", "size>>3", ok=False)
+    assert doubled.exit_code == 2 and "size>>3" in doubled.stderr
+    typo = invoke("search", "x", "-c", "media", "--in", "audio,smell", ok=False)
+    assert typo.exit_code == 4 and "Unknown modality 'smell'" in typo.stderr
 
 
 def test_similar_ls_show_rm_stats(invoke, indexed: Path) -> None:
