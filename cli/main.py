@@ -76,6 +76,16 @@ class Group(click.Group):
     type=click.Choice(["fp32", "tf32", "bf16", "fp16"]),
     help="Model precision (also EMBEDSTORE_PRECISION).",
 )
+@click.option(
+    "--weights-path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Weights file of the encoder, e.g. imagebind_huge.pth (also EMBEDSTORE_WEIGHTS_PATH).",
+)
+@click.option(
+    "--weights-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder searched for weights, default DATA_DIR/weights (also EMBEDSTORE_WEIGHTS_DIR).",
+)
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
 @click.pass_context
 def cli(
@@ -85,6 +95,8 @@ def cli(
     database_url: str | None,
     device: str | None,
     precision: str | None,
+    weights_path: Path | None,
+    weights_dir: Path | None,
     verbose: int,
 ) -> None:
     """Multimodal embedding search: index media, then search it by text, image or sound.
@@ -102,6 +114,8 @@ def cli(
         database_url=database_url,
         device=device,
         precision=precision,
+        weights_path=weights_path,
+        weights_dir=weights_dir,
     )
 
 

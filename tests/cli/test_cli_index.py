@@ -85,3 +85,20 @@ def test_progress_bar_on_stderr(invoke, library: Path) -> None:
     result = invoke("index", library, "-c", "media", "--encoder", "imagebind_test", "--progress")
     assert "file/s" in result.stderr or "s/file" in result.stderr
     assert "9/9" in result.stderr and result.stdout == ""
+
+
+def test_weights_path_flag_names_the_missing_file(invoke, library: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "imagebind_huge.pth"
+    r = invoke(
+        "--weights-path",
+        missing,
+        "index",
+        library,
+        "-c",
+        "huge",
+        "--encoder",
+        "imagebind_huge",
+        ok=False,
+    )
+    assert r.exit_code == 6
+    assert str(missing) in r.stderr and "EMBEDSTORE_WEIGHTS_PATH" in r.stderr
