@@ -6,6 +6,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -65,10 +66,18 @@ class Writer(threading.Thread):
         if items or failures:
             self.queue.put((items, failures or []))
 
-    def close(self) -> None:
-        """Flush everything queued, stop, and re-raise a write error."""
-        self.queue.put(None)
-        self.join()
+    def close(self, timeout: float | None = None) -> None:
+        """Flush everything queued, stop, and re-raise a write error.
+
+        With ``timeout`` (an interrupted run), give up waiting after that many seconds: what is
+        not committed by then is simply redone by the next run.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            self.queue.put(None, timeout=timeout)
+        except queue.Full:
+            return
+        self.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         if self.error is not None:
             raise self.error
 
@@ -232,9 +241,14 @@ class DecodeAhead(threading.Thread):
         if self.error is not None:
             raise self.error
 
-    def close(self) -> None:
-        """Stop decoding (workers shut down) and wait for the thread."""
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop decoding (workers shut down) and wait for the thread, at most ``timeout`` s.
+
+        The thread is a daemon and its workers are daemon processes, so one that is stuck in a
+        decode does not keep the process alive.
+        """
         self.stop.set()
-        while self.is_alive():
+        deadline = time.monotonic() + timeout
+        while self.is_alive() and time.monotonic() < deadline:
             with contextlib.suppress(queue.Empty):
                 self.queue.get(timeout=0.1)

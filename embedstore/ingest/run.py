@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     from embedstore.encoders import Encoder
     from embedstore.engine import Engine
     from embedstore.store import Collection, NewItem
+
+
+INTERRUPT_GRACE_S = 30.0  # how long an interrupted run waits for queued batches to commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +109,11 @@ def index_entries(
     try:
         _apply_cheap(coll, plan, c, writer, options.batch_size)
         _embed(engine, coll, plan, c, writer, options)
-    finally:
-        writer.close()
+    except BaseException:  # Ctrl-C or an error: save finished batches, but never hang here
+        with contextlib.suppress(Exception):
+            writer.close(timeout=INTERRUPT_GRACE_S)
+        raise
+    writer.close()
     if options.prune:
         c.removed = _prune(coll, roots)
     return IndexReport(
