@@ -46,6 +46,17 @@ def imagebind_fixtures() -> Path:
     return IMAGEBIND_FIXTURES
 
 
+@pytest.fixture
+def one_faiss_thread() -> Iterator[None]:
+    """FAISS's OpenMP threads only slow small indexes down on a shared CPU: use one."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """URL of a real PostgreSQL database (set by .ci/run through EMBEDSTORE_TEST_DATABASE_URL)."""

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import faiss
 import numpy as np
 import pytest
 
@@ -23,12 +20,8 @@ def clustered(
 
 
 @pytest.fixture(autouse=True)
-def _one_faiss_thread() -> Iterator[None]:
-    """FAISS's OpenMP threads only slow small indexes down on a shared CPU."""
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
+def _one_faiss_thread(one_faiss_thread: None) -> None:
+    """Every index test runs FAISS on one thread (see ``one_faiss_thread``)."""
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import faiss
 import pytest
 import sqlalchemy as sa
 
@@ -14,12 +13,8 @@ from embedstore.store import Store
 
 
 @pytest.fixture(autouse=True)
-def _one_faiss_thread() -> Iterator[None]:
-    """FAISS's OpenMP threads only slow small indexes down on a shared CPU."""
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
+def _one_faiss_thread(one_faiss_thread: None) -> None:
+    """Every index test runs FAISS on one thread (see ``one_faiss_thread``)."""
 
 
 @pytest.fixture
