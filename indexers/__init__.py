@@ -16,7 +16,7 @@ from indexers.errors import (
     UnsupportedOperation,
 )
 from indexers.exact import ExactIndex
-from indexers.faiss_index import FaissIndex, build_faiss
+from indexers.faiss_index import FaissIndex, build_faiss, companions
 from indexers.spec import auto_spec, training_size
 
 
@@ -33,7 +33,7 @@ def load_index(path: Path | str) -> ExactIndex | FaissIndex:
     """Read an index written by ``save``; raises IndexError_ when the file is unreadable."""
     try:
         with np.load(path, allow_pickle=False) as arrays:
-            header = json.loads(str(arrays["header"]))
+            header = json.loads(str(arrays["header"])) | {"_path": str(path)}
             if header.get("kind") == "exact":
                 return ExactIndex.from_arrays(header, arrays)
             if header.get("kind") == "faiss":
@@ -41,6 +41,12 @@ def load_index(path: Path | str) -> ExactIndex | FaissIndex:
     except (OSError, ValueError, KeyError, RuntimeError, EOFError) as e:
         raise IndexError_(f"cannot read index file {path}: {e}") from e
     raise IndexError_(f"cannot read index file {path}: unknown kind {header.get('kind')!r}")
+
+
+def remove_index(path: Path | str) -> None:
+    """Delete an index file and the FAISS data file(s) beside it."""
+    for file in [Path(path), *companions(path)]:
+        file.unlink(missing_ok=True)
 
 
 def validate_spec(spec: str, dim: int, metric: Metric = "ip") -> None:
@@ -63,6 +69,7 @@ __all__ = [
     "brute_force",
     "create_index",
     "load_index",
+    "remove_index",
     "training_size",
     "validate_spec",
 ]

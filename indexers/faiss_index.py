@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -297,20 +299,34 @@ class FaissIndex:
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, path: Path | str) -> None:
-        """Write the index atomically (temp file + fsync + rename)."""
+        """Write the index atomically: the FAISS data to a fresh companion file, then the header.
+
+        FAISS writes its own file straight from C++ (serialising into a numpy buffer first costs
+        ten times more); the header file, renamed last, names the companion it goes with, so a
+        crash at any point leaves the previous pair or the new one, never a mix.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        companion = _write_companion(self._index, path)
         header = {"kind": "faiss", "format": FORMAT_VERSION, "spec": self.spec, "dim": self.dim}
         header |= {"metric": self.metric, "meta": self.meta, "nprobe": self.nprobe}
-        header |= {"ef_search": self.ef_search}
+        header |= {"ef_search": self.ef_search, "faiss_file": companion}
         pending_ids = self._pending.ids()
-        atomic_savez(
-            path,
-            header,
-            index=faiss.serialize_index(self._index),
-            ids=self._ids,
-            dead=self._dead,
-            pending_ids=pending_ids,
-            pending_x=self._pending.reconstruct(pending_ids),
-        )
+        try:
+            atomic_savez(
+                path,
+                header,
+                ids=self._ids,
+                dead=self._dead,
+                pending_ids=pending_ids,
+                pending_x=self._pending.reconstruct(pending_ids),
+            )
+        except BaseException:
+            (path.parent / companion).unlink(missing_ok=True)
+            raise
+        for stale in companions(path):
+            if stale.name != companion:
+                stale.unlink(missing_ok=True)
 
     @classmethod
     def from_arrays(cls, header: dict[str, Any], arrays: Any) -> FaissIndex:
@@ -318,7 +334,11 @@ class FaissIndex:
         self = cls.__new__(cls)
         self.spec, self.dim, self.metric = header["spec"], int(header["dim"]), header["metric"]
         self.meta = dict(header.get("meta", {}))
-        self._setup(faiss.deserialize_index(np.asarray(arrays["index"])), wrapped=True)
+        if "faiss_file" in header:
+            raw = faiss.read_index(str(Path(header["_path"]).parent / header["faiss_file"]))
+        else:  # format written before companion files: the index inline
+            raw = faiss.deserialize_index(np.asarray(arrays["index"]))
+        self._setup(raw, wrapped=True)
         self.nprobe, self.ef_search = int(header["nprobe"]), int(header["ef_search"])
         self._ids = np.asarray(arrays["ids"], dtype=np.int64)
         self._dead = np.asarray(arrays["dead"], dtype=np.int64)
@@ -327,3 +347,25 @@ class FaissIndex:
             self._pending.add(arrays["pending_ids"], arrays["pending_x"])
         self.use_gpu, self._gpu = faiss.get_num_gpus() > 0, None
         return self
+
+
+def companions(path: Path | str) -> list[Path]:
+    """The FAISS data files written beside the index file ``path``."""
+    path = Path(path)
+    return sorted(path.parent.glob(f"{path.name}.*.faiss"))
+
+
+def _write_companion(index: Any, path: Path) -> str:
+    name = f"{path.name}.{uuid.uuid4().hex[:16]}.faiss"
+    tmp = path.with_name(f".{name}.tmp")
+    try:
+        faiss.write_index(index, str(tmp))
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path.with_name(name))
+    finally:
+        tmp.unlink(missing_ok=True)
+    return name

@@ -348,7 +348,7 @@ class Collection:
                 index.save(self.indexes.path(m))
             for path in self.indexes.dir.glob("*.index"):
                 if path.stem not in built:
-                    path.unlink()
+                    indexers.remove_index(path)
             self.indexes.indexes = dict(built)
             self.indexes.spec = self.index_spec = spec
             self.indexes._unsaved = {}

@@ -165,3 +165,28 @@ def test_auto_spec_grows_with_the_collection() -> None:
     assert "PQ" in indexers.auto_spec(10_000_000, 1024)
     for n in (1000, 1_000_000, 10_000_000):
         indexers.validate_spec(indexers.auto_spec(n, 1024), 1024)
+
+
+def test_save_keeps_one_faiss_file_and_survives_a_crash_between_writes(
+    dataset, tmp_path: Path
+) -> None:
+    ids, x, q = dataset
+    path = tmp_path / "vision.index"
+    index = build("HNSW16", ids, x)
+    index.save(path)
+    index.remove(ids[:10])
+    index.save(path)
+    files = indexers.faiss_index.companions(path)
+    assert len(files) == 1  # the previous save's FAISS file is gone
+    # a save killed after writing its FAISS file but before the header: the old pair still loads
+    (tmp_path / "vision.index.deadbeef.faiss").write_bytes(b"half-written")
+    loaded = indexers.load_index(path)
+    assert isinstance(loaded, FaissIndex)
+    assert len(loaded) == len(ids) - 10 and loaded.tombstones == 10
+    np.testing.assert_array_equal(loaded.search(q, 10)[1], index.search(q, 10)[1])
+    # the header names a missing FAISS file: a clear error, which the store answers by rebuilding
+    files[0].unlink()
+    with pytest.raises(indexers.IndexError_, match="vision.index"):
+        indexers.load_index(path)
+    indexers.remove_index(path)
+    assert list(tmp_path.iterdir()) == []
