@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,13 +192,45 @@ def upsert_items(
     new = [(it, e) for it, e in zip(batch, errs) if it.uri not in found]
     if new:
         ids = allocate_ids(conn, items, len(new)).tolist()
+        stamp = bind_value(conn, items.c.created_at, now)
+        meta = bind_processor(conn, items.c.metadata)
         rows = [
-            row(it, e) | {"id": iid, "collection_id": collection_id, "created_at": now}
+            (iid, collection_id, it.uri, it.modality, it.content_hash, int(it.size),
+             float(it.mtime), meta(it.metadata), status, e, stamp, stamp)
             for (it, e), iid in zip(new, ids)
-        ]
-        conn.execute(insert(items), rows)
+        ]  # fmt: skip
+        cols = "id, collection_id, uri, modality, content_hash, size, mtime, metadata, status, "
+        driver_insert(conn, "items", cols + "error, created_at, updated_at", rows)
         found.update({it.uri: iid for (it, _), iid in zip(new, ids)})
     return [found[u] for u in uris]
+
+
+def bind_processor(conn: Connection, column: Any) -> Callable[[Any], Any]:
+    """The function SQLAlchemy applies to ``column``'s values for this dialect (or identity)."""
+    kind = column.type.dialect_impl(conn.dialect)
+    proc = kind.bind_processor(conn.dialect)
+    return proc if proc is not None else _identity
+
+
+def bind_value(conn: Connection, column: Any, value: Any) -> Any:
+    """``value`` as the driver receives it for ``column``."""
+    return bind_processor(conn, column)(value)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def driver_insert(conn: Connection, table: str, cols: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """A driver-level ``executemany`` INSERT of ready tuples (no per-row SQLAlchemy processing).
+
+    The hot write path: SQLAlchemy's per-row parameter handling costs more than SQLite's insert.
+    """
+    if not rows:
+        return
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    marks = ", ".join([mark] * len(rows[0]))
+    conn.exec_driver_sql(f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(rows))
 
 
 def insert_vectors(
@@ -214,23 +246,30 @@ def insert_vectors(
     if not n:
         return
     vids = allocate_ids(conn, vectors, n)
-    raw = np.ascontiguousarray(x, dtype="<f4").tobytes()
+    flat = memoryview(np.ascontiguousarray(x, dtype="<f4").reshape(-1).view(np.uint8))
     width = x.shape[1] * 4
+    id_list = vids.tolist()
     rows, mods = [], []
     j = 0
     for it, iid in zip(batch, item_ids):
         for v in it.vectors:
             start, end = _opt_float(v.start), _opt_float(v.end)
-            blob = raw[j * width : (j + 1) * width]
             rows.append(
-                (int(vids[j]), collection_id, iid, v.modality, int(v.segment), start, end, blob)
+                (
+                    id_list[j],
+                    collection_id,
+                    iid,
+                    v.modality,
+                    int(v.segment),
+                    start,
+                    end,
+                    flat[j * width : (j + 1) * width],
+                )
             )
             mods.append(v.modality)
             j += 1
-    # the hot insert goes straight to the driver's executemany (no per-row SQLAlchemy processing)
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     cols = "id, collection_id, item_id, modality, segment, start_s, end_s, vector"
-    conn.exec_driver_sql(f"INSERT INTO vectors ({cols}) VALUES ({', '.join([mark] * 8)})", rows)
+    driver_insert(conn, "vectors", cols, rows)
     sel = select(literal(collection_id), vectors.c.modality, literal(OP_ADD), vectors.c.id).where(
         vectors.c.collection_id == collection_id,
         vectors.c.id.between(int(vids.min()), int(vids.max())),
