@@ -246,7 +246,7 @@ def insert_vectors(
     if not n:
         return
     vids = allocate_ids(conn, vectors, n)
-    flat = memoryview(np.ascontiguousarray(x, dtype="<f4").reshape(-1).view(np.uint8))
+    flat = memoryview(np.ascontiguousarray(x, dtype="<f4").reshape(-1).view(np.uint8).data)
     width = x.shape[1] * 4
     id_list = vids.tolist()
     rows, mods = [], []
