@@ -31,7 +31,8 @@ class ExactIndex:
         self.metric: Metric = metric
         self.meta: dict[str, Any] = {}
         self._ids = np.empty(0, dtype=np.int64)  # sorted
-        self._x = np.empty((0, dim), dtype=np.float32)
+        self._x = np.empty((0, dim), dtype=np.float32)  # a view of the first rows of _rows
+        self._rows = self._x  # storage with spare capacity, so appends are amortised O(1)
 
     @property
     def is_trained(self) -> bool:
@@ -48,11 +49,18 @@ class ExactIndex:
         if len(np.unique(ids)) != len(ids) or contains(self._ids, ids).any():
             raise InvalidVectors("ids: duplicate ids (remove them first)")
         all_ids = np.concatenate([self._ids, ids])
-        all_x = np.concatenate([self._x, x])
         if len(self._ids) and len(ids) and ids.min() <= self._ids[-1] or not _is_sorted(ids):
             order = np.argsort(all_ids, kind="stable")
-            all_ids, all_x = all_ids[order], all_x[order]
-        self._ids, self._x = all_ids, all_x
+            self._ids, self._x = all_ids[order], np.concatenate([self._x, x])[order]
+            self._rows = self._x
+            return
+        n0, n1 = len(self._ids), len(all_ids)
+        if len(self._rows) < n1:
+            grown = np.empty((max(n1, 2 * len(self._rows)), self.dim), dtype=np.float32)
+            grown[:n0] = self._x
+            self._rows = grown
+        self._rows[n0:n1] = x
+        self._ids, self._x = all_ids, self._rows[:n1]
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove the given ids; returns how many were present."""
@@ -61,6 +69,7 @@ class ExactIndex:
         removed = int(len(self._ids) - keep.sum())
         if removed:
             self._ids, self._x = self._ids[keep], self._x[keep]
+            self._rows = self._x
         return removed
 
     def search(
@@ -101,7 +110,7 @@ class ExactIndex:
         index = cls(int(header["dim"]), header["metric"])
         index.meta = dict(header.get("meta", {}))
         index._ids = np.asarray(arrays["ids"], dtype=np.int64)
-        index._x = np.ascontiguousarray(arrays["x"], dtype=np.float32)
+        index._x = index._rows = np.ascontiguousarray(arrays["x"], dtype=np.float32)
         return index
 
 

@@ -190,3 +190,21 @@ def test_save_keeps_one_faiss_file_and_survives_a_crash_between_writes(
         indexers.load_index(path)
     indexers.remove_index(path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_exact_index_appends_in_batches_and_out_of_order(dataset) -> None:
+    ids, x, q = dataset
+    whole = ExactIndex(x.shape[1])
+    whole.add(ids, x)
+    parts = ExactIndex(x.shape[1])
+    for start in range(0, 4000, 500):  # ascending batches fill spare capacity
+        parts.add(ids[start : start + 500], x[start : start + 500])
+    parts.add(ids[5000:], x[5000:])
+    parts.add(ids[4000:5000], x[4000:5000])  # below the highest id: re-sorted
+    np.testing.assert_array_equal(parts.ids(), whole.ids())
+    np.testing.assert_array_equal(parts.reconstruct(ids[::7]), x[::7])
+    for got, want in zip(parts.search(q, 10), whole.search(q, 10)):
+        np.testing.assert_array_equal(got, want)
+    parts.remove(ids[:100])
+    parts.add(ids[:100], x[:100])
+    np.testing.assert_array_equal(parts.search(q, 10)[1], whole.search(q, 10)[1])
