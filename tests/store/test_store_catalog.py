@@ -160,3 +160,18 @@ def test_reopen_keeps_everything(db_url: str, tmp_path: Path) -> None:
         assert coll.info().items == 15
         hit = coll.search(batch[7].vectors[0].vector, k=1)[0][0]
         assert (hit.id, hit.uri) == (ids[7], batch[7].uri)
+
+
+def test_new_sqlite_files_use_large_pages_and_old_ones_keep_theirs(tmp_path: Path) -> None:
+    import sqlite3
+
+    from embedstore.store.schema import SQLITE_PAGE_SIZE
+
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as conn:  # a file created with SQLite's default page size
+        conn.execute("CREATE TABLE t (x)")
+    for path, size in ((tmp_path / "new.db", SQLITE_PAGE_SIZE), (old, 4096)):
+        with Store(f"sqlite:///{path}", tmp_path / "idx") as s:
+            s.create_collection(path.stem, "e", 16).add_items(make_items(3))
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA page_size").fetchone()[0] == size
