@@ -14,7 +14,7 @@ from embedstore.errors import DimensionMismatch, InvalidInput, InvalidQuery, Ite
 from embedstore.store import search as _search
 from embedstore.store import writes
 from embedstore.store.filters import Filter
-from embedstore.store.indexes import IndexSet
+from embedstore.store.indexes import EarlyAdd, IndexSet
 from embedstore.store.schema import writer
 from embedstore.store.tables import collections, from_blobs, items, vectors
 from embedstore.store.types import CollectionInfo, FileState, ItemInfo, NewItem, NewVector
@@ -192,14 +192,24 @@ class Collection:
         if not new_items:
             return []
         x = writes.validate_items(new_items, self.dim)
+        mods = writes.vector_modalities(new_items)
         w = writes.Written()
         with self.indexes.lock:
-            with writer(self._engine).begin() as conn:
-                w.prev = writes.begin_write(conn, self.id)
-                ids = writes.upsert_items(conn, self.id, new_items, w)
-                writes.insert_vectors(conn, self.id, new_items, ids, x, w)
-                w.top = writes.top_seq(conn, self.id)
-            self._after_write(w)
+            early = None
+            try:
+                with writer(self._engine).begin() as conn:
+                    w.prev = writes.begin_write(conn, self.id)
+                    vids = writes.allocate_ids(conn, vectors, len(x))
+                    parts = writes.split_by_modality(mods, vids, x)
+                    early = self.indexes.start_add(w.prev, parts)  # overlaps the inserts below
+                    ids = writes.upsert_items(conn, self.id, new_items, w)
+                    writes.insert_vectors(conn, self.id, new_items, ids, x, w, vids=vids)
+                    w.top = writes.top_seq(conn, self.id)
+            except BaseException:
+                if early is not None:
+                    early.undo()
+                raise
+            self._after_write(w, early)
         return ids
 
     def record_failures(self, failures: Iterable[tuple[str, str, int, float, str | None]]) -> None:
@@ -242,9 +252,9 @@ class Collection:
             self._after_write(w)
         return n
 
-    def _after_write(self, w: writes.Written) -> None:
+    def _after_write(self, w: writes.Written, early: EarlyAdd | None = None) -> None:
         try:
-            self.indexes.apply_written(w)
+            self.indexes.apply_written(w, early)
             self.indexes.save()
         except Exception:  # the database is committed: reload the indexes from files + log
             log.exception("updating the index of %s failed; reloading it", self.name)

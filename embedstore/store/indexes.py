@@ -135,10 +135,29 @@ class IndexSet:
             for modality in self.indexes:  # only this collection's committed rows move watermarks
                 self.watermark(modality, max(top, self.watermark(modality)))
 
-    def apply_written(self, w: Written) -> None:
+    def start_add(
+        self, prev: int, parts: Mapping[str, tuple[np.ndarray, np.ndarray]]
+    ) -> EarlyAdd | None:
+        """Add a write transaction's vectors in a thread while it is still running.
+
+        Only when this process's indexes are current up to ``prev`` (the transaction's starting
+        change seq) and already exist for those modalities. The caller holds :attr:`lock` from
+        before the transaction until :meth:`apply_written`, so no search sees the vectors before
+        the commit; after a rollback it calls :meth:`EarlyAdd.undo`.
+        """
+        if not self.indexes or any(self.watermark(m) < prev for m in self.indexes):
+            return None
+        ready = {m: p for m, p in parts.items() if m in self.indexes and len(p[0])}
+        return EarlyAdd(self, ready) if ready else None
+
+    def apply_written(self, w: Written, early: EarlyAdd | None = None) -> None:
         """Apply one committed transaction of this process; replays the log if others wrote first."""
         with self.lock:
+            if early is not None:
+                early.join()
             if not self.indexes or any(self.watermark(m) < w.prev for m in self.indexes):
+                if early is not None:
+                    early.undo()
                 known = {int(i): v for ids, x in w.adds.values() for i, v in zip(ids, x)}
                 self.catch_up(known)
                 return
@@ -146,6 +165,8 @@ class IndexSet:
                 if modality in self.indexes:
                     self.indexes[modality].remove(dels)
             for modality, (ids, x) in w.adds.items():
+                if early is not None and modality in early.done:
+                    continue
                 if modality not in self.indexes:
                     fresh = indexers.create_index(self.spec, self.dim)
                     fresh.meta.update(collection_id=self.collection_id, modality=modality)
@@ -300,3 +321,44 @@ class IndexSet:
                 if unsaved and (force or unsaved >= max(50_000, len(index) // 2)):
                     index.save(self.path(modality))
                     self._unsaved[modality] = 0
+
+
+class EarlyAdd:
+    """Index adds running in a thread beside the transaction that writes the same vectors.
+
+    FAISS and SQLite both release the GIL for their heavy work, so the index add (IVF
+    assignment, HNSW insertion, copying) and the database insert run on two cores at once.
+    """
+
+    def __init__(
+        self, index_set: IndexSet, parts: Mapping[str, tuple[np.ndarray, np.ndarray]]
+    ) -> None:
+        self.index_set, self.parts = index_set, dict(parts)
+        self.done: list[str] = []
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="embedstore-index-add", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for modality, (ids, x) in self.parts.items():
+                self.index_set.indexes[modality].add(ids, x)
+                self.done.append(modality)
+        except BaseException as e:  # re-raised by join() in the writing thread
+            self.error = e
+
+    def join(self) -> None:
+        """Wait for the adds; re-raise what failed (the caller reloads the indexes)."""
+        self._thread.join()
+        if self.error is not None:
+            self.undo()
+            raise self.error
+
+    def undo(self) -> None:
+        """Take the vectors out again (the transaction rolled back, or the log must replay)."""
+        self._thread.join()
+        for modality in self.done:
+            index = self.index_set.indexes.get(modality)
+            if index is not None:
+                index.remove(self.parts[modality][0])
+        self.done = []

@@ -233,6 +233,20 @@ def driver_insert(conn: Connection, table: str, cols: str, rows: Sequence[tuple[
     conn.exec_driver_sql(f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(rows))
 
 
+def vector_modalities(batch: Sequence[NewItem]) -> np.ndarray:
+    """The modality of every vector of ``batch``, in order (rows of ``validate_items``' array)."""
+    return np.asarray([v.modality for it in batch for v in it.vectors], dtype=object)
+
+
+def split_by_modality(
+    mods: np.ndarray, vids: np.ndarray, x: np.ndarray
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """modality -> (vector ids, vectors) for one batch."""
+    if len(mods) and (mods == mods[0]).all():
+        return {str(mods[0]): (vids, x)}
+    return {str(m): (vids[mods == m], x[mods == m]) for m in dict.fromkeys(mods.tolist())}
+
+
 def insert_vectors(
     conn: Connection,
     collection_id: int,
@@ -240,16 +254,20 @@ def insert_vectors(
     item_ids: Sequence[int],
     x: np.ndarray,
     out: Written,
+    vids: np.ndarray | None = None,
 ) -> None:
-    """Insert every item's vectors (rows of ``x`` in order) and log their ``add`` changes."""
+    """Insert every item's vectors (rows of ``x`` in order) and log their ``add`` changes.
+
+    ``vids`` are ids allocated earlier in the same transaction (else they are allocated here).
+    """
     n = len(x)
     if not n:
         return
-    vids = allocate_ids(conn, vectors, n)
+    vids = allocate_ids(conn, vectors, n) if vids is None else vids
     flat = memoryview(np.ascontiguousarray(x, dtype="<f4").reshape(-1).view(np.uint8).data)
     width = x.shape[1] * 4
     id_list = vids.tolist()
-    rows, mods = [], []
+    rows = []
     j = 0
     for it, iid in zip(batch, item_ids):
         for v in it.vectors:
@@ -266,7 +284,6 @@ def insert_vectors(
                     flat[j * width : (j + 1) * width],
                 )
             )
-            mods.append(v.modality)
             j += 1
     cols = "id, collection_id, item_id, modality, segment, start_s, end_s, vector"
     driver_insert(conn, "vectors", cols, rows)
@@ -275,10 +292,7 @@ def insert_vectors(
         vectors.c.id.between(int(vids.min()), int(vids.max())),
     )
     conn.execute(insert(changes).from_select(["collection_id", "modality", "op", "vector_id"], sel))
-    marr = np.asarray(mods)
-    for modality in set(mods):
-        mask = marr == modality
-        out.adds[modality] = (vids[mask], x[mask])
+    out.adds.update(split_by_modality(vector_modalities(batch), vids, x))
 
 
 def _opt_float(x: float | None) -> float | None:

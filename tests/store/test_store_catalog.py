@@ -175,3 +175,29 @@ def test_new_sqlite_files_use_large_pages_and_old_ones_keep_theirs(tmp_path: Pat
             s.create_collection(path.stem, "e", 16).add_items(make_items(3))
         with sqlite3.connect(path) as conn:
             assert conn.execute("PRAGMA page_size").fetchone()[0] == size
+
+
+@pytest.mark.parametrize("spec", ["Flat", "HNSW16"])
+def test_a_failed_write_leaves_the_index_as_it_was(
+    store: Store, spec: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index add runs beside the transaction; a rollback takes the vectors out again."""
+    from embedstore.store import writes
+
+    coll = store.create_collection("c", "e", 16, index_spec=spec)
+    first = coll.add_items(make_items(20))
+    batch = make_items(10, seed=3, prefix="/more/")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(writes, "insert_vectors", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        coll.add_items(batch)
+    monkeypatch.undo()
+    assert coll.info().items == 20 and len(coll.indexes.indexes["vision"]) == 20
+    scores, vids = coll.search_ids(batch[0].vectors[0].vector, 30, modality="vision")
+    assert (vids[0] >= 0).sum() == 20 and scores[0, 0] < 0.999  # none of the rolled-back vectors
+    again = coll.add_items(batch)
+    assert coll.search(batch[0].vectors[0].vector, k=1)[0][0].id == again[0]
+    assert sorted(first + again) == sorted(i.id for i in coll.list_items(limit=100))
