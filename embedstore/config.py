@@ -18,6 +18,7 @@ from pydantic_settings import (
 from embedstore.errors import InvalidConfig
 
 Precision = Literal["fp32", "tf32", "bf16", "fp16"]
+GpuDecode = Literal["auto", "on", "off"]
 Device = str  # "auto", "cpu", "cuda", "cuda:1"
 
 
@@ -59,6 +60,9 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(2 * 1024 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(89_478_485, ge=1)
     decode_timeout_s: float = Field(60.0, gt=0)
+    # JPEG decode + resize on the encoder's device (embedstore.modalities.gpu_decode): "auto" = on
+    # CUDA only while the measured deviation passes the bar there, "on" = any device, "off" = never
+    gpu_decode: GpuDecode = "auto"
 
     @field_validator("data_dir", "weights_dir", "weights_path", mode="after")
     @classmethod

@@ -1,0 +1,129 @@
+"""``decode_many`` with JPEGs decoded in device batches while worker processes take the rest."""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Generator, Iterable
+from typing import Any
+
+import torch
+
+from embedstore.modalities.gpu_decode import is_jpeg_name, load_images
+from embedstore.modalities.parallel import DecodeTask, decode_many
+from embedstore.modalities.sources import DEFAULT_LIMITS, DecodeLimits
+
+_END = object()
+
+
+def takes(task: DecodeTask) -> bool:
+    """True for the tasks the device path decodes: vision ``.jpg``/``.jpeg`` paths, ``exif`` option only."""
+    return task.modality == "vision" and is_jpeg_name(task.source) and set(task.options) <= {"exif"}
+
+
+def decode_many_on_device(
+    tasks: Iterable[DecodeTask],
+    workers: int,
+    *,
+    device: str | torch.device,
+    batch_size: int = 32,
+    timeout_s: float | None = None,
+    limits: DecodeLimits | None = None,
+) -> Generator[tuple[DecodeTask, Any], None, None]:
+    """Like ``decode_many``, but JPEG images are decoded ``batch_size`` at a time on ``device``.
+
+    Every other task goes to ``decode_many`` in a background thread (``workers`` processes, the
+    usual time budget); results of both arrive as they are ready, in no particular order. Device
+    results are tensors on ``device``. A JPEG the device path cannot take is decoded by the exact
+    path in this thread, without the per-task time budget.
+    """
+    limits = limits or DEFAULT_LIMITS
+    todo = list(tasks)
+    fast = [t for t in todo if takes(t)]
+    rest = [t for t in todo if not takes(t)]
+    pool = _Pool(rest, workers, timeout_s, limits, max(2 * batch_size, 1)) if rest else None
+    if pool is not None:
+        pool.start()
+    finished = pool is None
+    try:
+        for s in range(0, len(fast), max(batch_size, 1)):
+            chunk = fast[s : s + batch_size]
+            for exif in (True, False):
+                part = [t for t in chunk if bool(t.options.get("exif", True)) is exif]
+                if part:
+                    results = load_images([t.source for t in part], device, limits, exif=exif)
+                    yield from zip(part, results)
+            while not finished and (item := pool.get(block=False)) is not None:  # type: ignore[union-attr]
+                finished = item is _END
+                if not finished:
+                    yield item
+        while not finished:
+            item = pool.get(block=True)  # type: ignore[union-attr]
+            finished = item is _END
+            if item is not None and not finished:
+                yield item
+    finally:
+        if pool is not None:
+            pool.close()
+    if pool is not None and pool.error is not None:
+        raise pool.error
+
+
+class _Pool(threading.Thread):
+    """Runs ``decode_many`` over the non-device tasks and queues its results, then ``_END``."""
+
+    def __init__(
+        self,
+        tasks: list[DecodeTask],
+        workers: int,
+        timeout_s: float | None,
+        limits: DecodeLimits,
+        ahead: int,
+    ) -> None:
+        super().__init__(name="embedstore-decode-pool", daemon=True)
+        self.tasks, self.workers, self.timeout_s, self.limits = tasks, workers, timeout_s, limits
+        self.queue: queue.Queue[Any] = queue.Queue(ahead)
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        results = decode_many(
+            self.tasks, self.workers, timeout_s=self.timeout_s, limits=self.limits
+        )
+        try:
+            for pair in results:
+                if not self._put(pair):
+                    return
+        except BaseException as e:  # re-raised by the consumer
+            self.error = e
+        finally:
+            results.close()  # type: ignore[attr-defined]  # shuts the worker processes down
+            self._put(_END)
+
+    def _put(self, item: Any) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def get(self, *, block: bool) -> Any:
+        """The next result or ``_END``; None when nothing came (at once, or within 0.2 s)."""
+        try:
+            return self.queue.get(block=block, timeout=0.2 if block else None)
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        """Stop early: unblock the thread and wait until decode_many has closed its workers."""
+        self.stop.set()
+        while self.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self.queue.get(timeout=0.1)
+            self.join(0.1)
+
+
+__all__ = ["decode_many_on_device", "takes"]

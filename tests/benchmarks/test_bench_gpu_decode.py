@@ -1,0 +1,34 @@
+"""The device decode benchmark in its smoke preset on CPU: JSON keys, types and ranges."""
+
+from __future__ import annotations
+
+import pytest
+
+gpu_decode = pytest.importorskip("benchmarks.gpu_decode")
+
+
+def test_smoke_run_end_to_end(run_json, check_doc) -> None:  # type: ignore[no-untyped-def]
+    doc = run_json(gpu_decode.main, "--smoke", "--device", "cpu")
+    check_doc(doc, "gpu_decode")
+    assert doc["params"]["smoke"] is True and doc["params"]["device"] == "cpu"
+    rows = doc["rows"]
+    deviation = [r for r in rows if r["kind"] == "deviation"]
+    speed = [r for r in rows if r["kind"] == "speed"]
+    sets = {r["set"] for r in deviation}
+    assert {"imagebind-assets", "640x480", "1920x1080", "sounds"} <= sets
+    for r in deviation:
+        assert r["files"] >= 1 and r["fallbacks"] == 0
+        assert 0 <= r["mean_abs"] <= r["max_abs"] <= 0.05, r
+        assert 0 <= r["differing"] <= 0.01
+        for key in ("tensor_cos_min", "embed_cos_min"):
+            assert 0.995 <= r[key] <= r[key.replace("_min", "_mean")] + 1e-9 <= 1 + 1e-6
+    assert {(r["set"], r["path"]) for r in speed} == {
+        (s, p) for s in ("640x480", "1920x1080", "sounds") for p in ("exact", "device")
+    }
+    for r in speed:
+        assert r["median_s"] > 0 and r["files_per_s"] == pytest.approx(
+            r["files"] / r["median_s"], rel=0.01
+        )
+    summary = doc["summary"]
+    assert summary["bar"] == 0.995 and summary["passes"] is (summary["min_cosine"] >= 0.995)
+    assert summary["images"] == sum(r["files"] for r in deviation if r["modality"] == "vision")
