@@ -34,9 +34,11 @@ def decode_many_on_device(
     """Like ``decode_many``, but JPEG images are decoded ``batch_size`` at a time on ``device``.
 
     Every other task goes to ``decode_many`` in a background thread (``workers`` processes, the
-    usual time budget); results of both arrive as they are ready, in no particular order. Device
-    results are tensors on ``device``. A JPEG the device path cannot take is decoded by the exact
-    path in this thread, without the per-task time budget.
+    usual time budget); results of both arrive as they are ready, in no particular order. Every
+    image (``vision``) result is a tensor on ``device``, the workers' ones (PNG, WebP, ...) moved
+    there, so that images of one batch share a device; other results are as ``decode_many`` gives
+    them. A JPEG the device path cannot take is decoded by the exact path in this thread, without
+    the per-task time budget.
     """
     limits = limits or DEFAULT_LIMITS
     todo = list(tasks)
@@ -57,17 +59,24 @@ def decode_many_on_device(
             while not finished and (item := pool.get(block=False)) is not None:  # type: ignore[union-attr]
                 finished = item is _END
                 if not finished:
-                    yield item
+                    yield _placed(item, device)
         while not finished:
             item = pool.get(block=True)  # type: ignore[union-attr]
             finished = item is _END
             if item is not None and not finished:
-                yield item
+                yield _placed(item, device)
     finally:
         if pool is not None:
             pool.close()
     if pool is not None and pool.error is not None:
         raise pool.error
+
+
+def _placed(item: tuple[DecodeTask, Any], device: str | torch.device) -> tuple[DecodeTask, Any]:
+    task, result = item
+    if task.modality == "vision" and isinstance(result, torch.Tensor):
+        return task, result.to(device)
+    return item
 
 
 class _Pool(threading.Thread):

@@ -59,6 +59,7 @@ def test_every_task_comes_back_once(
     assert torch.equal(results["call"], modalities.load("audio", assets / "bird_audio.wav"))
     assert isinstance(results["broken"], InvalidMedia) and "broken.jpg" in str(results["broken"])
     assert results["caption"].shape == (77,)
+    assert all(results[k].device == torch.device("cpu") for k in ("bird", "png", "call"))
 
 
 def test_stopping_early_shuts_the_workers_down(
