@@ -264,3 +264,34 @@ def test_the_setting_comes_from_env_and_is_checked(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("EMBEDSTORE_GPU_DECODE", "maybe")
     with pytest.raises(InvalidConfig):
         load_settings()
+
+
+# -- on a GPU ----------------------------------------------------------------------------------
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_nvjpeg_path_stays_within_the_bar(assets: Path, tmp_path: Path) -> None:
+    grey = tmp_path / "grey.jpg"
+    Image.open(assets / "dog_image.jpg").convert("L").save(grey, quality=90)
+    files = [assets / n for n in PHOTOS] + [grey]
+    batch = gpu_decode.load_image_batch(files, "cuda")
+    assert batch.device.type == "cuda" and batch.shape == (4, 3, 224, 224)
+    for fast, path in zip(batch.cpu(), files):
+        exact = modalities.load("vision", path)
+        assert _cos(fast, exact) >= gpu_decode.COSINE_BAR
+        assert (fast - exact).abs().mean() < 0.01  # nvjpeg's IDCT moves a few levels at most
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_fbank_on_cuda_matches_the_exact_path(assets: Path) -> None:
+    for name in AUDIO:
+        got = gpu_decode.load_audio(assets / name, "cuda")
+        assert got.device.type == "cuda"
+        exact = modalities.load("audio", assets / name)
+        # cuFFT and CUDA reductions differ from the CPU in the last bits; log-mel of quiet bins
+        # can amplify that, so this bounds the damage rather than asking for exactness
+        assert _cos(got.cpu(), exact) >= 0.99999
+        assert (got.cpu() - exact).abs().max() <= 0.05
