@@ -18,7 +18,11 @@ BENCHMARKS = {
     "ann": ("benchmarks.ann", "Recall vs QPS of FAISS indexes: raw FAISS vs our index and store."),
     "throughput": ("benchmarks.throughput", "Encoder items/s per modality and batch size."),
     "decode": ("benchmarks.decode", "Media decoding throughput."),
-    "store": ("benchmarks.store", "Store add/search throughput."),
+    "gpu_decode": (
+        "benchmarks.gpu_decode",
+        "Device JPEG decode/resize and audio fbank vs the exact path (cosine, files/s).",
+    ),
+    "store": ("benchmarks.store", "Store ingest rate and search overhead over raw FAISS."),
     "ingest": ("benchmarks.ingest", "End-to-end indexing throughput."),
     "load": ("benchmarks.load", "HTTP API load test."),
     "plot": ("benchmarks.plot", "Draw result JSON files as PNG plots."),

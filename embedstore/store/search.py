@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,30 +78,56 @@ def fetch_rows(engine: Engine, vector_ids: Sequence[int]) -> dict[int, tuple[Any
     """vector id -> (item_id, modality, segment, start, end, uri, metadata) for live ``ok`` items.
 
     The query path runs on the DBAPI cursor with a prepared SQL string (SQLAlchemy's statement
-    execution costs several times the query itself for k rows fetched by primary key).
+    execution costs several times the query itself for k rows fetched by primary key); SQLite
+    reads go through a connection kept per thread, in autocommit, so each query sees the latest
+    commit without a pool checkout.
     """
     out: dict[int, tuple[Any, ...]] = {}
     if not vector_ids:
         return out
-    mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+    if engine.dialect.name == "sqlite":
+        _fetch_into(_sqlite_reader(engine).cursor(), "?", vector_ids, out)
+        return out
     raw = engine.raw_connection()
     try:
-        cur = raw.cursor()
-        try:
-            for start in range(0, len(vector_ids), CHUNK):
-                chunk = [int(i) for i in vector_ids[start : start + CHUNK]]
-                cur.execute(_fetch_sql(mark, len(chunk)), chunk)
-                for r in cur.fetchall():
-                    meta = r[7]
-                    if isinstance(meta, str | bytes):
-                        meta = json.loads(meta)
-                    out[r[0]] = (r[1], r[2], r[3], r[4], r[5], r[6], meta)
-        finally:
-            cur.close()
+        _fetch_into(raw.cursor(), "%s", vector_ids, out)
         raw.commit()  # end the read transaction (PostgreSQL would otherwise idle in it)
     finally:
         raw.close()
     return out
+
+
+def _fetch_into(
+    cur: Any, mark: str, vector_ids: Sequence[int], out: dict[int, tuple[Any, ...]]
+) -> None:
+    try:
+        for start in range(0, len(vector_ids), CHUNK):
+            chunk = [int(i) for i in vector_ids[start : start + CHUNK]]
+            cur.execute(_fetch_sql(mark, len(chunk)), chunk)
+            rows = cur.fetchall()
+            metas = [r[7] for r in rows]
+            if metas and all(isinstance(m, str) for m in metas):  # one JSON parse for all rows
+                metas = json.loads(f"[{','.join(metas)}]")
+            for r, meta in zip(rows, metas):
+                out[r[0]] = (r[1], r[2], r[3], r[4], r[5], r[6], meta)
+    finally:
+        cur.close()
+
+
+_readers = threading.local()
+
+
+def _sqlite_reader(engine: Engine) -> Any:
+    """This thread's own autocommit DBAPI connection to ``engine``'s SQLite database."""
+    cache = getattr(_readers, "by_engine", None)
+    if cache is None:
+        cache = _readers.by_engine = weakref.WeakKeyDictionary()
+    conn = cache.get(engine)
+    if conn is None:
+        fairy = engine.raw_connection()
+        fairy.detach()  # out of the pool: this thread keeps it (closed when collected)
+        conn = cache[engine] = fairy.dbapi_connection
+    return conn
 
 
 @functools.lru_cache(maxsize=256)
