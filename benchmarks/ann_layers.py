@@ -131,8 +131,16 @@ def build_indexers(spec: str, xb: np.ndarray, ef_construction: int = HNSW_EF_CON
     return Built("indexers", spec, search, set_param, build_s, size, rss)
 
 
-def build_store(spec: str, xb: np.ndarray, ef_construction: int = HNSW_EF_CONSTRUCTION) -> Built:
-    """A store collection (SQLite in a temp dir) with one item per vector; hits map back to rows."""
+def build_store(
+    spec: str, xb: np.ndarray, ef_construction: int = HNSW_EF_CONSTRUCTION
+) -> list[Built]:
+    """A store collection (SQLite in a temp dir) with one item per vector, searched three ways.
+
+    ``store``: ``Collection.search`` (hits with their database rows); ``store_ids``:
+    ``Collection.search_ids`` (ids and scores, like FAISS); ``store_faiss``: raw FAISS on the
+    collection's own FAISS object with the same search parameters, so the store's overhead is
+    measured on the very same index (same recall), not on a second build.
+    """
     from embedstore.store import NewItem, NewVector, Store
 
     tmp = Path(tempfile.mkdtemp(prefix="embedstore-ann-"))
@@ -153,6 +161,10 @@ def build_store(spec: str, xb: np.ndarray, ef_construction: int = HNSW_EF_CONSTR
     build_s = time.perf_counter() - t0
     row_of = np.full(max(item_ids) + 1, -1, dtype=np.int64)
     row_of[np.asarray(item_ids)] = np.arange(len(item_ids))
+    index = coll.indexes.indexes["vision"]
+    vids = index.ids()  # one vector per item, allocated in row order
+    row_of_vector = np.full(int(vids.max()) + 2, -1, dtype=np.int64)
+    row_of_vector[vids] = np.arange(len(vids))
 
     def search(q: np.ndarray, k: int) -> np.ndarray:
         hits = coll.search(q, k)
@@ -162,17 +174,31 @@ def build_store(spec: str, xb: np.ndarray, ef_construction: int = HNSW_EF_CONSTR
             out[i, : len(ids)] = row_of[ids]
         return out
 
+    def search_ids(q: np.ndarray, k: int) -> np.ndarray:
+        return np.asarray(row_of_vector[coll.search_ids(q, k, modality="vision")[1]])
+
+    def search_faiss(q: np.ndarray, k: int) -> np.ndarray:
+        raw = index._index  # type: ignore[union-attr]
+        params = index._params(None, None, None, k)  # type: ignore[union-attr]
+        return np.asarray(row_of_vector[raw.search(q, k, params=params)[1]])
+
     def set_param(name: str, value: int) -> None:
-        for index in coll.indexes.indexes.values():  # the collection's live FaissIndex per modality
-            if hasattr(index, "set_params"):
-                index.set_params(f"{name}={value}")
+        for live in coll.indexes.indexes.values():  # the collection's FaissIndex per modality
+            if hasattr(live, "set_params"):
+                live.set_params(f"{name}={value}")
 
     def close() -> None:
+        store.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
     coll.flush()
     size = sum(p.stat().st_size for p in (tmp / "indexes").rglob("*") if p.is_file()) / 2**20
-    return Built("store", spec, search, set_param, build_s, size, rss_mb() - rss0, close)
+    rss = rss_mb() - rss0
+    return [
+        Built("store", spec, search, set_param, build_s, size, rss),
+        Built("store_ids", spec, search_ids, set_param, build_s, size, rss),
+        Built("store_faiss", spec, search_faiss, set_param, build_s, size, rss, close),
+    ]
 
 
 def store_available() -> bool:
@@ -184,7 +210,7 @@ def store_available() -> bool:
     return True
 
 
-LAYERS: dict[str, Callable[[str, np.ndarray, int], Built]] = {
+LAYERS: dict[str, Callable[[str, np.ndarray, int], Built | list[Built]]] = {
     "faiss": build_faiss,
     "indexers": build_indexers,
     "store": build_store,
