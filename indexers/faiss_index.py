@@ -28,6 +28,9 @@ from indexers.exact import ExactIndex
 
 EF_CONSTRUCTION = 200  # FAISS defaults to 40: recall@10 drops ~6 points on 1024-d embeddings
 EF_SEARCH = 64
+RECALL_TARGET = 0.95  # what tune() aims for: recall@10 against exact search
+NPROBE_STEPS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+EF_STEPS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +207,79 @@ class FaissIndex:
                     raise UnsupportedOperation(
                         f"parameter {part!r} does not apply to {self.spec!r}"
                     ) from e
+
+    def add_tuned(
+        self,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        *,
+        target: float = RECALL_TARGET,
+        k: int = 10,
+        holdout: int = 200,
+        margin: float = 0.01,
+        seed: int = 0,
+    ) -> dict[str, Any]:
+        """Add vectors, tuning ``nprobe``/``efSearch`` on the way (see :meth:`tune`).
+
+        A random ``holdout`` of them is added last: before that, they are queries the index has
+        never seen (a stored vector finds itself and its graph neighbours too easily to measure
+        HNSW recall), with exact top-k over the rest as the truth. The knob aims ``margin`` above
+        ``target`` to absorb the sample's noise. Returns what ``tune`` chose.
+        """
+        x = as_vectors(vectors, self.dim)
+        ids = as_ids(ids, len(x))
+        if not self._tunable or not self.is_trained or len(ids) < 10 * holdout:
+            self.add(ids, x)
+            return {}
+        out = np.zeros(len(ids), dtype=bool)
+        out[np.random.default_rng(seed).choice(len(ids), holdout, replace=False)] = True
+        self.add(ids[~out], x[~out])
+        truth = ids[~out][faiss.knn(x[out], x[~out], k, metric=_METRICS[self.metric])[1]]
+        chosen = self.tune(x[out], truth, target=min(1.0, target + margin))
+        self.add(ids[out], x[out])
+        return chosen
+
+    @property
+    def _tunable(self) -> bool:
+        return self._ivf is not None or self._hnsw is not None
+
+    def tune(
+        self, queries: np.ndarray, truth: np.ndarray, *, target: float = RECALL_TARGET
+    ) -> dict[str, Any]:
+        """Set the cheapest ``nprobe`` (IVF) or ``efSearch`` (HNSW) reaching ``target`` recall.
+
+        ``truth`` holds the exact top-k ids of each query. Where recall stops improving below the
+        target (quantised codes), the knob stops there. Returns what was chosen (empty when the
+        index has no such knob).
+        """
+        if not self._tunable or not self.is_trained:
+            return {}
+        q = as_queries(queries, self.dim)
+        k = truth.shape[1]
+        if self._ivf is not None:
+            knob, steps = "nprobe", [v for v in NPROBE_STEPS if v <= self._ivf.nlist]
+        else:
+            knob, steps = "efSearch", list(EF_STEPS)
+        chosen, best = steps[-1] if steps else 1, -1.0
+        for i, value in enumerate(steps):
+            if knob == "nprobe":
+                found = self.search(q, k, nprobe=value)[1]
+            else:
+                found = self.search(q, k, ef_search=value)[1]
+            recall = float(np.mean([len(set(f) & set(t)) / k for f, t in zip(found, truth)]))
+            if recall >= target:
+                chosen, best = value, recall
+                break
+            if recall < best + 0.002 and i:  # no longer improving: keep the previous step
+                chosen = steps[i - 1]
+                break
+            best = recall
+        if knob == "nprobe":
+            self.nprobe = int(chosen)
+        else:
+            self.ef_search = int(chosen)
+        self._param_cache.clear()
+        return {"knob": knob, "value": int(chosen), "recall": round(best, 4), "target": target}
 
     # -- search --------------------------------------------------------------------------------
     def search(

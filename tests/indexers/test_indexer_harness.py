@@ -208,3 +208,35 @@ def test_exact_index_appends_in_batches_and_out_of_order(dataset) -> None:
     parts.remove(ids[:100])
     parts.add(ids[:100], x[:100])
     np.testing.assert_array_equal(parts.search(q, 10)[1], whole.search(q, 10)[1])
+
+
+@pytest.mark.parametrize("spec", ["IVF64,Flat", "HNSW16"])
+def test_add_tuned_picks_the_cheapest_knob_reaching_the_target(spec: str, tmp_path: Path) -> None:
+    from conftest import clustered
+
+    x = clustered(10_300, 32, clusters=64, spread=0.5, seed=4)
+    ids, xb, q = np.arange(10_000, dtype=np.int64) + 100, x[:10_000], x[10_000:]
+    exact = ExactIndex(32)
+    exact.add(ids, xb)
+    truth = exact.search(q, 10)[1]
+    index = indexers.create_index(spec, 32)
+    assert isinstance(index, FaissIndex)
+    if not index.is_trained:
+        index.train(xb)
+    chosen = index.add_tuned(ids, xb, target=0.95, holdout=500)
+    assert len(index) == 10_000 and chosen["recall"] >= 0.96  # target + margin on the holdout
+    knob, attr, steps = (
+        ("nprobe", "nprobe", indexers.faiss_index.NPROBE_STEPS)
+        if spec.startswith("IVF")
+        else ("efSearch", "ef_search", indexers.faiss_index.EF_STEPS)
+    )
+    assert chosen["knob"] == knob and getattr(index, attr) == chosen["value"]
+    assert recall(index.search(q, 10)[1], truth) >= 0.93  # queries it has never seen
+    if chosen["value"] != steps[0]:  # the step below was measured and fell short
+        below = steps[steps.index(chosen["value"]) - 1]
+        assert (
+            recall(index.search(q, 10, **{attr: below})[1], truth)
+            < recall(index.search(q, 10)[1], truth) + 1e-9
+        )
+    index.save(tmp_path / "t.index")  # the chosen knob is kept with the index
+    assert getattr(indexers.load_index(tmp_path / "t.index"), attr) == chosen["value"]
