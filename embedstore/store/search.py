@@ -18,6 +18,9 @@ from embedstore.store.tables import items, vectors
 from embedstore.types import SearchResult
 
 CHUNK = 500
+ROW_CACHE_ROWS = 200_000
+READER_CACHE_KIB = 65_536
+READER_MMAP_BYTES = 1 << 31  # SQLite's default build caps the mapping at 2 GB
 
 
 def allowed_ids(
@@ -78,16 +81,14 @@ def fetch_rows(engine: Engine, vector_ids: Sequence[int]) -> dict[int, tuple[Any
     """vector id -> (item_id, modality, segment, start, end, uri, metadata) for live ``ok`` items.
 
     The query path runs on the DBAPI cursor with a prepared SQL string (SQLAlchemy's statement
-    execution costs several times the query itself for k rows fetched by primary key); SQLite
-    reads go through a connection kept per thread, in autocommit, so each query sees the latest
-    commit without a pool checkout.
+    execution costs several times the query itself for k rows fetched by primary key). SQLite
+    reads go through a :class:`RowCache`.
     """
-    out: dict[int, tuple[Any, ...]] = {}
     if not vector_ids:
-        return out
+        return {}
     if engine.dialect.name == "sqlite":
-        _fetch_into(_sqlite_reader(engine).cursor(), "?", vector_ids, out)
-        return out
+        return row_cache(engine).get(vector_ids)
+    out: dict[int, tuple[Any, ...]] = {}
     raw = engine.raw_connection()
     try:
         _fetch_into(raw.cursor(), "%s", vector_ids, out)
@@ -95,6 +96,62 @@ def fetch_rows(engine: Engine, vector_ids: Sequence[int]) -> dict[int, tuple[Any
     finally:
         raw.close()
     return out
+
+
+class RowCache:
+    """The rows of recently served vectors, valid until the database changes.
+
+    SQLite's ``PRAGMA data_version`` changes whenever another connection (any writer, in this
+    process or another) commits; each lookup checks it first and drops everything on a change,
+    so a row is never served after its item is deleted, moved or re-embedded. Misses are read
+    on the cache's own autocommit connection (memory-mapped, a large page cache).
+    """
+
+    def __init__(self, engine: Engine, max_rows: int = ROW_CACHE_ROWS) -> None:
+        fairy = engine.raw_connection()
+        fairy.detach()  # out of the pool: the cache keeps it (closed when collected)
+        conn = fairy.dbapi_connection
+        assert conn is not None
+        self.conn: Any = conn
+        for pragma in (f"cache_size=-{READER_CACHE_KIB}", f"mmap_size={READER_MMAP_BYTES}"):
+            self.conn.execute(f"PRAGMA {pragma}")
+        self.max_rows = max_rows
+        self.lock = threading.Lock()
+        self.rows: dict[int, tuple[Any, ...] | None] = {}  # None: not a live, ok vector
+        self.version: Any = None
+
+    def get(self, vector_ids: Sequence[int]) -> dict[int, tuple[Any, ...]]:
+        """Rows of the live vectors among ``vector_ids`` (fetched where not cached)."""
+        with self.lock:
+            version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != self.version:
+                self.rows.clear()
+                self.version = version
+            rows = self.rows
+            missing = [int(i) for i in vector_ids if i not in rows]
+            if missing:
+                fetched: dict[int, tuple[Any, ...]] = {}
+                _fetch_into(self.conn.cursor(), "?", missing, fetched)
+                if len(rows) + len(missing) > self.max_rows:
+                    rows.clear()
+                for i in missing:
+                    rows[i] = fetched.get(i)
+            return {i: r for i in vector_ids if (r := rows.get(i)) is not None}
+
+
+_caches: weakref.WeakKeyDictionary[Engine, RowCache] = weakref.WeakKeyDictionary()
+_caches_lock = threading.Lock()
+
+
+def row_cache(engine: Engine) -> RowCache:
+    """The row cache of ``engine``'s SQLite database (one per engine)."""
+    cache = _caches.get(engine)
+    if cache is None:
+        with _caches_lock:
+            cache = _caches.get(engine)
+            if cache is None:
+                cache = _caches[engine] = RowCache(engine)
+    return cache
 
 
 def _fetch_into(
@@ -112,22 +169,6 @@ def _fetch_into(
                 out[r[0]] = (r[1], r[2], r[3], r[4], r[5], r[6], meta)
     finally:
         cur.close()
-
-
-_readers = threading.local()
-
-
-def _sqlite_reader(engine: Engine) -> Any:
-    """This thread's own autocommit DBAPI connection to ``engine``'s SQLite database."""
-    cache = getattr(_readers, "by_engine", None)
-    if cache is None:
-        cache = _readers.by_engine = weakref.WeakKeyDictionary()
-    conn = cache.get(engine)
-    if conn is None:
-        fairy = engine.raw_connection()
-        fairy.detach()  # out of the pool: this thread keeps it (closed when collected)
-        conn = cache[engine] = fairy.dbapi_connection
-    return conn
 
 
 @functools.lru_cache(maxsize=256)
@@ -187,7 +228,7 @@ def _collapse(
                 uri=uri,
                 modality=modality,
                 score=float(score),
-                metadata=meta or {},
+                metadata=dict(meta) if meta else {},  # a copy: cached rows stay intact
                 start=start,
                 end=end,
                 segment=segment,

@@ -226,3 +226,27 @@ def test_concurrent_writers_and_readers(store: Store) -> None:
         t.join()
     assert not errors
     assert coll.info().items == 350 and len(coll.indexes.indexes["vision"]) == 350
+
+
+def test_rows_served_are_current_even_before_an_index_refresh(db_url: str, tmp_path: Path) -> None:
+    """Hits' rows come from a cache that any commit invalidates, whoever commits."""
+    a, b = Store(db_url, tmp_path / "idx"), Store(db_url, tmp_path / "idx")
+    try:
+        ca = a.create_collection("c", "e", 16)
+        batch = make_items(10)
+        ids = ca.add_items(batch)
+        cb = b.collection("c")
+        cb.indexes.refresh_interval = 3600.0  # b's index will not hear of a's writes
+        q = batch[4].vectors[0].vector
+        first = cb.search(q, k=3)[0]
+        assert first[0].id == ids[4]
+        first[0].metadata["n"] = "mutated by the caller"
+        assert cb.search(q, k=3)[0][0].metadata["n"] == 4  # the cached row is a copy
+        ca.move_item(ids[4], "/moved/4.jpg", 1, 1.0)
+        assert cb.search(q, k=3)[0][0].uri == "/moved/4.jpg"
+        ca.remove(ids=[ids[4]])
+        hits = cb.search(q, k=3)[0]
+        assert ids[4] not in [h.id for h in hits] and len(hits) == 3
+    finally:
+        a.close()
+        b.close()
