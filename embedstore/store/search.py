@@ -196,7 +196,8 @@ def search(
     fetch = want
     while True:
         scores, ids, _ = raw_search(index_set, q, fetch, modalities, allowed)
-        found = sorted({int(i) for i in ids.ravel() if i >= 0})
+        flat = ids.ravel()
+        found = np.unique(flat[flat >= 0]).tolist()
         rows = fetch_rows(engine, found)
         results = [_collapse(s, i, rows, want, exclude) for s, i in zip(scores, ids)]
         exhausted = ids.shape[1] < fetch or bool((ids[:, -1] < 0).all()) if ids.size else True
@@ -214,24 +215,20 @@ def _collapse(
 ) -> list[SearchResult]:
     out: list[SearchResult] = []
     seen: set[int] = set()
+    get = rows.get
     for score, vid in zip(scores.tolist(), ids.tolist()):
-        row = rows.get(vid)
+        row = get(vid)
         if row is None:  # deleted since the index saw it: never served
             continue
         item_id, modality, segment, start, end, uri, meta = row
         if item_id in seen or item_id == exclude:
             continue
         seen.add(item_id)
+        # positional: SearchResult(id, uri, modality, score, metadata, start, end, segment);
+        # metadata is a copy so cached rows stay intact
         out.append(
             SearchResult(
-                id=item_id,
-                uri=uri,
-                modality=modality,
-                score=float(score),
-                metadata=dict(meta) if meta else {},  # a copy: cached rows stay intact
-                start=start,
-                end=end,
-                segment=segment,
+                item_id, uri, modality, score, dict(meta) if meta else {}, start, end, segment
             )
         )
         if len(out) >= want:
