@@ -220,9 +220,8 @@ def auto_row(
             default=None,
         )
         out[f"qps_b{b}"] = round(qps, 1)
-        out[f"best_b{b}"] = (
-            best and f"{best['spec']} {best['param'] or ''}={best['value']}".replace(" =", "")
-        )
+        knob = f" {best['param']}={best['value']}" if best and best["param"] else ""
+        out[f"best_b{b}"] = best and f"{best['spec']}{knob}"
         out[f"best_qps_b{b}"] = best and best["qps"]
         out[f"qps_vs_best_b{b}"] = round(qps / best["qps"], 3) if best else None
     click.echo(
