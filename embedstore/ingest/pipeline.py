@@ -7,7 +7,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -175,30 +175,43 @@ def items_of(slot: Slot) -> list[NewItem]:
 
 
 def decode_groups(
-    groups: Sequence[Group],
+    groups: Iterable[Group],
     workers: int,
     *,
     limits: DecodeLimits | None = None,
     timeout_s: float | None = None,
 ) -> Iterator[tuple[Group, Any]]:
-    """Decode each group's leader in worker processes; yields (group, tensor or exception)."""
+    """Decode each group's leader in worker processes; yields (group, tensor or exception).
+
+    ``groups`` is consumed lazily: the workers start before its first item is taken.
+    """
     from pathlib import Path
 
     from embedstore.modalities import DecodeTask, decode_many
 
-    tasks = (DecodeTask(i, g.leader.modality, Path(g.leader.uri)) for i, g in enumerate(groups))
-    for task, result in decode_many(tasks, workers, limits=limits, timeout_s=timeout_s):
-        yield groups[task.key], result
+    sent: dict[int, Group] = {}
+
+    def tasks() -> Iterator[DecodeTask]:
+        for i, g in enumerate(groups):
+            sent[i] = g
+            yield DecodeTask(i, g.leader.modality, Path(g.leader.uri))
+
+    for task, result in decode_many(tasks(), workers, limits=limits, timeout_s=timeout_s):
+        yield sent.pop(task.key), result
 
 
 class DecodeAhead(threading.Thread):
-    """Runs ``decode_groups`` in a thread so decoding continues while the caller embeds."""
+    """Runs ``decode_groups`` in a thread so decoding continues while the caller embeds.
+
+    Started before the groups are known (``groups=None``), it starts the worker processes at once
+    and waits for ``feed``: the workers come up while the caller hashes files and loads the model.
+    """
 
     _END = object()
 
     def __init__(
         self,
-        groups: Sequence[Group],
+        groups: Sequence[Group] | None,
         workers: int,
         ahead: int,
         *,
@@ -206,16 +219,31 @@ class DecodeAhead(threading.Thread):
         timeout_s: float | None = None,
     ) -> None:
         super().__init__(name="embedstore-decode", daemon=True)
-        self.groups, self.workers = groups, workers
+        self.groups: Sequence[Group] = groups or ()
+        self.workers = workers
         self.limits, self.timeout_s = limits, timeout_s
         self.queue: queue.Queue[Any] = queue.Queue(max(ahead, 1))
         self.stop = threading.Event()
+        self.fed = threading.Event()
+        if groups is not None:
+            self.fed.set()
         self.error: BaseException | None = None
+
+    def feed(self, groups: Sequence[Group]) -> None:
+        """The groups to decode (once; an empty list shuts the workers down)."""
+        self.groups = groups
+        self.fed.set()
+
+    def _groups(self) -> Iterator[Group]:
+        while not self.fed.wait(0.1):
+            if self.stop.is_set():
+                return
+        yield from self.groups
 
     def run(self) -> None:
         try:
             for pair in decode_groups(
-                self.groups, self.workers, limits=self.limits, timeout_s=self.timeout_s
+                self._groups(), self.workers, limits=self.limits, timeout_s=self.timeout_s
             ):
                 while not self.stop.is_set():
                     try:
@@ -240,6 +268,12 @@ class DecodeAhead(threading.Thread):
             self.close()
         if self.error is not None:
             raise self.error
+
+    def cancel(self) -> None:
+        """Stop without waiting: the thread shuts its workers down on its own (no-op once fed)."""
+        if not self.fed.is_set():
+            self.stop.set()
+            self.feed(())
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop decoding (workers shut down) and wait for the thread, at most ``timeout`` s.

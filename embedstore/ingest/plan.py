@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -65,8 +65,16 @@ def _chunks(seq: Sequence[Any], n: int = CHUNK) -> list[Sequence[Any]]:
     return [seq[i : i + n] for i in range(0, len(seq), n)]
 
 
-def make_plan(coll: Collection, entries: Sequence[FileEntry]) -> Plan:
-    """Compare the walk with the catalog; hash only files whose (size, mtime) changed."""
+def make_plan(
+    coll: Collection,
+    entries: Sequence[FileEntry],
+    *,
+    on_changes: Callable[[], None] | None = None,
+) -> Plan:
+    """Compare the walk with the catalog; hash only files whose (size, mtime) changed.
+
+    ``on_changes`` is called once, before hashing, when some file changed (likely work to decode).
+    """
     plan = Plan()
     for chunk in _chunks(entries):
         plan.existing.update(coll.file_states([e.uri for e in chunk]))
@@ -79,6 +87,8 @@ def make_plan(coll: Collection, entries: Sequence[FileEntry]) -> Plan:
             todo.append(e)
     if not todo:
         return plan
+    if on_changes is not None:
+        on_changes()
     hashed: list[tuple[FileEntry, str]] = []
     for e, h in zip(todo, _hash_all(todo)):
         if isinstance(h, OSError):

@@ -94,9 +94,45 @@ def index_entries(
 ) -> IndexReport:
     """Index already-walked files (each with its modality); prune under ``roots``."""
     t0 = time.perf_counter() if t0 is None else t0
-    plan = make_plan(coll, entries)
+    decoder: list[DecodeAhead] = []
+
+    def start_decoder() -> None:  # changed files: start the workers while they are hashed
+        decoder.append(_decoder(options))
+        decoder[0].start()
+
+    try:
+        plan = make_plan(coll, entries, on_changes=start_decoder)
+        ahead = decoder[0] if decoder else None
+        return _run_plan(engine, coll, plan, options, ahead, roots, progress, t0, len(entries))
+    finally:
+        if decoder:
+            decoder[0].cancel()
+
+
+def _decoder(options: IndexOptions) -> DecodeAhead:
+    """A decode thread whose workers start now; the groups to decode come later (``feed``)."""
+    return DecodeAhead(
+        None,
+        options.workers,
+        2 * options.batch_size,
+        limits=options.limits,
+        timeout_s=options.decode_timeout_s,
+    )
+
+
+def _run_plan(
+    engine: Engine,
+    coll: Collection,
+    plan: Plan,
+    options: IndexOptions,
+    decoder: DecodeAhead | None,
+    roots: Sequence[str],
+    progress: Callable[[int, int], None] | None,
+    t0: float,
+    total: int,
+) -> IndexReport:
+    """Apply a plan: cheap catalog updates, then decode, embed and write; prune; the report."""
     c = _Counts(done=plan.unchanged)
-    total = len(entries)
 
     def tick(n: int) -> None:
         c.done += n
@@ -108,7 +144,7 @@ def index_entries(
     writer.start()
     try:
         _apply_cheap(coll, plan, c, writer, options.batch_size)
-        _embed(engine, coll, plan, c, writer, options)
+        _embed(engine, coll, plan, c, writer, options, decoder)
     except BaseException:  # Ctrl-C or an error: save finished batches, but never hang here
         with contextlib.suppress(Exception):
             writer.close(timeout=INTERRUPT_GRACE_S)
@@ -178,6 +214,7 @@ def _embed(
     c: _Counts,
     writer: Writer,
     options: IndexOptions,
+    decoder: DecodeAhead | None = None,
 ) -> None:
     """Decode the group leaders in workers, embed in batches, hand finished items to the writer."""
     from embedstore.encoders import get_encoder_info
@@ -198,14 +235,10 @@ def _embed(
             c.failed.extend(Failure(e.uri, reason) for e in (g.leader, *g.followers))
     if not supported:
         return
-    ahead = DecodeAhead(
-        supported,
-        options.workers,
-        2 * options.batch_size,
-        limits=options.limits,
-        timeout_s=options.decode_timeout_s,
-    )
-    ahead.start()  # workers start up while the model loads
+    ahead = decoder or _decoder(options)
+    ahead.feed(supported)
+    if ahead.ident is None:
+        ahead.start()  # workers start up while the model loads
     try:
         encoder = engine.collection_encoder(coll)
         with _cpu_threads(encoder, options.workers):
