@@ -143,6 +143,7 @@ class Engine:
         """Index files and folders into ``collection`` (created with ``encoder`` if missing)."""
         from embedstore.errors import CollectionNotFound
         from embedstore.ingest import IndexOptions, index_paths
+        from embedstore.modalities.gpu_decode import decode_device
 
         try:
             coll = self.collection(collection)
@@ -159,6 +160,7 @@ class Engine:
             workers=self.settings.workers if workers is None else workers,
             limits=DecodeLimits.from_settings(self.settings),
             decode_timeout_s=self.settings.decode_timeout_s,
+            decode_device=decode_device(self.settings.gpu_decode, self.settings.resolved_device()),
         )
         return index_paths(self, coll, [Path(p) for p in paths], options, progress=progress)
 

@@ -180,10 +180,13 @@ def decode_groups(
     *,
     limits: DecodeLimits | None = None,
     timeout_s: float | None = None,
+    device: str | None = None,
+    batch_size: int = 32,
 ) -> Iterator[tuple[Group, Any]]:
     """Decode each group's leader in worker processes; yields (group, tensor or exception).
 
-    ``groups`` is consumed lazily: the workers start before its first item is taken.
+    ``groups`` is consumed lazily: the workers start before its first item is taken. With a
+    ``device``, JPEG images are decoded ``batch_size`` at a time on it instead (gpu_decode).
     """
     from pathlib import Path
 
@@ -196,7 +199,20 @@ def decode_groups(
             sent[i] = g
             yield DecodeTask(i, g.leader.modality, Path(g.leader.uri))
 
-    for task, result in decode_many(tasks(), workers, limits=limits, timeout_s=timeout_s):
+    if device is None:
+        results = decode_many(tasks(), workers, limits=limits, timeout_s=timeout_s)
+    else:
+        from embedstore.modalities.gpu_parallel import decode_many_on_device
+
+        results = decode_many_on_device(
+            tasks(),
+            workers,
+            device=device,
+            batch_size=batch_size,
+            limits=limits,
+            timeout_s=timeout_s,
+        )
+    for task, result in results:
         yield sent.pop(task.key), result
 
 
@@ -217,11 +233,14 @@ class DecodeAhead(threading.Thread):
         *,
         limits: DecodeLimits | None = None,
         timeout_s: float | None = None,
+        device: str | None = None,
+        batch_size: int = 32,
     ) -> None:
         super().__init__(name="embedstore-decode", daemon=True)
         self.groups: Sequence[Group] = groups or ()
         self.workers = workers
         self.limits, self.timeout_s = limits, timeout_s
+        self.device, self.batch_size = device, batch_size
         self.queue: queue.Queue[Any] = queue.Queue(max(ahead, 1))
         self.stop = threading.Event()
         self.fed = threading.Event()
@@ -243,7 +262,12 @@ class DecodeAhead(threading.Thread):
     def run(self) -> None:
         try:
             for pair in decode_groups(
-                self._groups(), self.workers, limits=self.limits, timeout_s=self.timeout_s
+                self._groups(),
+                self.workers,
+                limits=self.limits,
+                timeout_s=self.timeout_s,
+                device=self.device,
+                batch_size=self.batch_size,
             ):
                 while not self.stop.is_set():
                     try:

@@ -40,6 +40,7 @@ class IndexOptions:
     workers: int = 1
     limits: DecodeLimits | None = None
     decode_timeout_s: float | None = None
+    decode_device: str | None = None  # JPEGs decoded in batches on this device (gpu_decode)
 
 
 @dataclass(slots=True)
@@ -117,6 +118,8 @@ def _decoder(options: IndexOptions) -> DecodeAhead:
         2 * options.batch_size,
         limits=options.limits,
         timeout_s=options.decode_timeout_s,
+        device=options.decode_device,
+        batch_size=options.batch_size,
     )
 
 
