@@ -30,3 +30,10 @@ def dataset() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x = clustered(6100, 32)
     ids = np.arange(6000, dtype=np.int64) * 3 + 7
     return ids, x[:6000], x[6000:]
+
+
+@pytest.fixture(scope="session")
+def tuning_data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, base vectors, unseen queries): 10k x 32 in 64 looser clusters, for knob tuning."""
+    x = clustered(10_300, 32, clusters=64, spread=0.5, seed=4)
+    return np.arange(10_000, dtype=np.int64) + 100, x[:10_000], x[10_000:]

@@ -211,11 +211,10 @@ def test_exact_index_appends_in_batches_and_out_of_order(dataset) -> None:
 
 
 @pytest.mark.parametrize("spec", ["IVF64,Flat", "HNSW16"])
-def test_add_tuned_picks_the_cheapest_knob_reaching_the_target(spec: str, tmp_path: Path) -> None:
-    from conftest import clustered
-
-    x = clustered(10_300, 32, clusters=64, spread=0.5, seed=4)
-    ids, xb, q = np.arange(10_000, dtype=np.int64) + 100, x[:10_000], x[10_000:]
+def test_add_tuned_picks_the_cheapest_knob_reaching_the_target(
+    spec: str, tuning_data, tmp_path: Path
+) -> None:
+    ids, xb, q = tuning_data
     exact = ExactIndex(32)
     exact.add(ids, xb)
     truth = exact.search(q, 10)[1]
