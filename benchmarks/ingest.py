@@ -1,18 +1,25 @@
 """Indexing throughput against the decode-only rate of the same files, and an unchanged re-run.
 
     python -m benchmarks.ingest --smoke --json
-    python -m benchmarks.ingest --n 2000 --rerun-n 10000 --out benchmarks/results/ingest.json
+    python -m benchmarks.ingest --n 1000 --rerun-n 10000 --out benchmarks/results/ingest.json
 
 The library is made of JPEG crops of the real reference photos (``../shared/fixtures``), or the
 Tux Paint stamps when ``--tuxpaint`` is given. Rows: ``decode_only`` (``decode_many`` alone, same
-workers), ``encode_only`` (the model alone on decoded batches, with the torch threads the
-pipeline leaves it: CPU cores minus decode workers), ``index`` (the full pipeline into a fresh SQLite collection), ``rerun_unchanged`` (a
-second ``index`` over an unchanged ``--rerun-n`` file library, which must do no model work).
+workers and preprocessing), ``encode_only`` (the model alone on decoded batches, with the torch
+threads the pipeline leaves it: CPU cores minus decode workers), ``index`` (the full pipeline into
+a fresh SQLite collection: walk, hash, decode, embed, write), ``rerun_unchanged`` (a second
+``index`` over an unchanged ``--rerun-n`` file library, which must do no model work).
+
+Both throughput rows are warmed up once first (worker start-up and imports: a decode of a few
+files, an index of a few files into a throw-away catalog), then measured ``--repeat`` times,
+alternating decode-only and index runs so that load from other processes hits both alike; a row
+reports the median (``runs``: every measurement).
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -131,6 +138,13 @@ def row(stage: str, files: int, seconds: float, **extra: Any) -> dict[str, Any]:
 @click.option("--workers", default=1, show_default=True, help="Decode processes.")
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--encoder", default="imagebind_test", show_default=True)
+@click.option(
+    "--repeat",
+    default=3,
+    type=click.IntRange(min=1),
+    show_default=True,
+    help="Alternating decode-only/index measurements.",
+)
 @click.option("--tuxpaint", is_flag=True, help="Use the Tux Paint stamp pictures instead.")
 @output_options
 def main(
@@ -140,6 +154,7 @@ def main(
     workers: int,
     batch_size: int,
     encoder: str,
+    repeat: int,
     tuxpaint: bool,
     as_json: bool,
     out: Path | None,
@@ -151,7 +166,7 @@ def main(
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     if smoke:
-        n, rerun_n, size = 64, 300, 96
+        n, rerun_n, size, repeat = 64, 300, 96, 1
     with tempfile.TemporaryDirectory(prefix="embedstore-bench-") as tmp:
         root = Path(tmp)
         if tuxpaint:
@@ -161,18 +176,27 @@ def main(
         else:
             files = make_images(root / "lib", n, size)
         inputs = files if tuxpaint else [root / "lib"]
-        decode_only(files[: max(workers, 1) * 2], workers)  # warm-up: worker start, imports
-        decode_s = decode_only(files, workers)
+        few = files[: max(workers, 1) * 2]
+        decode_only(few, workers)  # warm-up: worker start, imports
+        index_once(root / "warm", few, encoder, workers, batch_size)  # store, model imports
         threads = max(1, (os.cpu_count() or 1) - workers)
         n_enc, encode_s = encode_only(files, encoder, batch_size, threads)
-        report, index_s, embedded = index_once(root / "d1", inputs, encoder, workers, batch_size)
+        decode_runs, index_runs = [], []
+        for i in range(repeat):
+            decode_runs.append(decode_only(files, workers))
+            report, index_s, embedded = index_once(
+                root / f"d1-{i}", inputs, encoder, workers, batch_size
+            )
+            index_runs.append(index_s)
+        decode_s, index_s = statistics.median(decode_runs), statistics.median(index_runs)
         rows = [
-            row("decode_only", len(files), decode_s),
+            row("decode_only", len(files), decode_s, runs=[round(t, 3) for t in decode_runs]),
             row("encode_only", n_enc, encode_s, torch_threads=threads),
             row(
                 "index",
                 len(files),
                 index_s,
+                runs=[round(t, 3) for t in index_runs],
                 embedded=embedded,
                 failed=len(report.failed),
                 vs_decode=round(decode_s / index_s, 3),
@@ -205,6 +229,7 @@ def main(
         "workers": workers,
         "batch_size": batch_size,
         "encoder": encoder,
+        "repeat": repeat,
         "source": "tuxpaint" if tuxpaint else "reference-photo crops (JPEG)",
         "torch_threads": torch.get_num_threads(),
     }
