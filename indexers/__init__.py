@@ -33,11 +33,11 @@ def load_index(path: Path | str) -> ExactIndex | FaissIndex:
     """Read an index written by ``save``; raises IndexError_ when the file is unreadable."""
     try:
         with np.load(path, allow_pickle=False) as arrays:
-            header = json.loads(str(arrays["header"])) | {"_path": str(path)}
+            header = json.loads(str(arrays["header"]))
             if header.get("kind") == "exact":
                 return ExactIndex.from_arrays(header, arrays)
             if header.get("kind") == "faiss":
-                return FaissIndex.from_arrays(header, arrays)
+                return FaissIndex.from_arrays(header, arrays, Path(path).parent)
     except (OSError, ValueError, KeyError, RuntimeError, EOFError) as e:
         raise IndexError_(f"cannot read index file {path}: {e}") from e
     raise IndexError_(f"cannot read index file {path}: unknown kind {header.get('kind')!r}")

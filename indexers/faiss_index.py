@@ -405,13 +405,15 @@ class FaissIndex:
                 stale.unlink(missing_ok=True)
 
     @classmethod
-    def from_arrays(cls, header: dict[str, Any], arrays: Any) -> FaissIndex:
-        """Rebuild from what :meth:`save` wrote."""
+    def from_arrays(
+        cls, header: dict[str, Any], arrays: Any, folder: Path | None = None
+    ) -> FaissIndex:
+        """Rebuild from what :meth:`save` wrote (``folder``: where its companion file lies)."""
         self = cls.__new__(cls)
         self.spec, self.dim, self.metric = header["spec"], int(header["dim"]), header["metric"]
         self.meta = dict(header.get("meta", {}))
         if "faiss_file" in header:
-            raw = faiss.read_index(str(Path(header["_path"]).parent / header["faiss_file"]))
+            raw = faiss.read_index(str(Path(folder or ".") / header["faiss_file"]))
         else:  # format written before companion files: the index inline
             raw = faiss.deserialize_index(np.asarray(arrays["index"]))
         self._setup(raw, wrapped=True)

@@ -203,7 +203,8 @@ class Collection:
                     parts = writes.split_by_modality(mods, vids, x)
                     early = self.indexes.start_add(w.prev, parts)  # overlaps the inserts below
                     ids = writes.upsert_items(conn, self.id, new_items, w)
-                    writes.insert_vectors(conn, self.id, new_items, ids, x, w, vids=vids)
+                    writes.insert_vectors(conn, self.id, new_items, ids, x, vids)
+                    w.adds = parts
                     w.top = writes.top_seq(conn, self.id)
             except BaseException:
                 if early is not None:

@@ -192,7 +192,7 @@ def upsert_items(
     new = [(it, e) for it, e in zip(batch, errs) if it.uri not in found]
     if new:
         ids = allocate_ids(conn, items, len(new)).tolist()
-        stamp = bind_value(conn, items.c.created_at, now)
+        stamp = bind_processor(conn, items.c.created_at)(now)
         meta = bind_processor(conn, items.c.metadata)
         rows = [
             (iid, collection_id, it.uri, it.modality, it.content_hash, int(it.size),
@@ -210,11 +210,6 @@ def bind_processor(conn: Connection, column: Any) -> Callable[[Any], Any]:
     kind = column.type.dialect_impl(conn.dialect)
     proc = kind.bind_processor(conn.dialect)
     return proc if proc is not None else _identity
-
-
-def bind_value(conn: Connection, column: Any, value: Any) -> Any:
-    """``value`` as the driver receives it for ``column``."""
-    return bind_processor(conn, column)(value)
 
 
 def _identity(value: Any) -> Any:
@@ -253,17 +248,14 @@ def insert_vectors(
     batch: Sequence[NewItem],
     item_ids: Sequence[int],
     x: np.ndarray,
-    out: Written,
-    vids: np.ndarray | None = None,
+    vids: np.ndarray,
 ) -> None:
     """Insert every item's vectors (rows of ``x`` in order) and log their ``add`` changes.
 
-    ``vids`` are ids allocated earlier in the same transaction (else they are allocated here).
+    ``vids`` come from ``allocate_ids`` earlier in the same transaction.
     """
-    n = len(x)
-    if not n:
+    if not len(x):
         return
-    vids = allocate_ids(conn, vectors, n) if vids is None else vids
     flat = memoryview(np.ascontiguousarray(x, dtype="<f4").reshape(-1).view(np.uint8).data)
     width = x.shape[1] * 4
     id_list = vids.tolist()
@@ -292,7 +284,6 @@ def insert_vectors(
         vectors.c.id.between(int(vids.min()), int(vids.max())),
     )
     conn.execute(insert(changes).from_select(["collection_id", "modality", "op", "vector_id"], sel))
-    out.adds.update(split_by_modality(vector_modalities(batch), vids, x))
 
 
 def _opt_float(x: float | None) -> float | None:
