@@ -12,14 +12,22 @@ Photo sets: the ImageBind reference JPEGs; with Debian's ``visp-images-data``, i
 real camera frames (PGM/PPM, saved as JPEG q=90); with ``tuxpaint-stamps-default``, its photo
 stamps (RGB(A) PNG with a short side >= 224, flattened on white, saved as JPEG q=90).
 
+Embeddings come from ``imagebind_test`` and, with ``--model huge``, from ImageBind huge with random
+weights built on ``--device`` (the 32-block vision tower, so a small input change has room to grow).
+A GPU machine without ``../shared`` or the Debian packages reads the same files from a folder that
+``--export-media`` wrote here (``--media``).
+
     python -m benchmarks.gpu_decode --smoke
     python -m benchmarks.gpu_decode --device cpu --out benchmarks/results/gpu-decode-cpu.json
-    python -m benchmarks.gpu_decode --device cuda --out benchmarks/results/gpu-decode-cuda.json
+    python -m benchmarks.gpu_decode --export-media .gpudata/media
+    python -m benchmarks.gpu_decode --device cuda --media .gpudata/media --model test --model huge \
+        --out benchmarks/results/gpu-decode-cuda.json
 """
 
 from __future__ import annotations
 
 import functools
+import shutil
 import statistics
 import sys
 import tempfile
@@ -39,6 +47,7 @@ from PIL import Image
 from benchmarks.common import ROOT, emit, output_options, result_doc
 from embedstore import modalities
 from embedstore.encoders import Encoder, create_encoder
+from embedstore.encoders.imagebind import ImageBindEncoder
 from embedstore.modalities import gpu_decode
 
 ASSETS = ROOT.parent / "shared" / "fixtures" / "imagebind" / "assets"
@@ -97,9 +106,33 @@ def photo_sets(folder: Path, visp: int, tuxpaint: int) -> dict[str, list[Path]]:
     return {k: v for k, v in sets.items() if v}
 
 
-def speed_sets(folder: Path, n: int) -> dict[str, list[Path]]:
-    """``n`` JPEGs (q=90) at 640x480 and at 1920x1080, cut from the reference photos."""
-    photos = [Image.open(p).convert("RGB") for p in sorted(ASSETS.glob("*.jpg"))]
+def export_media(dest: Path, sets: dict[str, list[Path]], sounds: list[Path]) -> None:
+    """Copy every photo set to ``dest/<set>/`` and the sounds to ``dest/sounds/``."""
+    for name, files in {**sets, "sounds": sounds}.items():
+        out = dest / name
+        out.mkdir(parents=True, exist_ok=True)
+        for i, f in enumerate(files):
+            target = out / f.name
+            shutil.copyfile(f, target if not target.exists() else out / f"{i:03d}_{f.name}")
+
+
+def read_media(media: Path) -> tuple[dict[str, list[Path]], list[Path]]:
+    """The photo sets and sounds an ``--export-media`` folder holds (reference photos first)."""
+    if not (media / "imagebind-assets").is_dir():
+        raise click.ClickException(
+            f"{media} holds no imagebind-assets/: make it with --export-media"
+        )
+    names = sorted(d.name for d in media.iterdir() if d.is_dir() and d.name != "sounds")
+    names.sort(key=lambda n: n != "imagebind-assets")
+    sets = {
+        n: sorted(p for p in (media / n).iterdir() if gpu_decode.is_jpeg_name(p)) for n in names
+    }
+    return sets, sorted((media / "sounds").glob("*"))
+
+
+def speed_sets(folder: Path, n: int, references: list[Path]) -> dict[str, list[Path]]:
+    """``n`` JPEGs (q=90) at 640x480 and at 1920x1080, cut from the ``references`` photos."""
+    photos = [Image.open(p).convert("RGB") for p in references]
     sets = {}
     for w, h in ((640, 480), (1920, 1080)):
         out = folder / f"{w}x{h}"
@@ -163,7 +196,7 @@ def deviation(
     encoder: Encoder,
     fallbacks: int = 0,
 ) -> dict[str, Any]:
-    """Per-set deviation of the preprocessed tensors and of their embeddings."""
+    """Per-set deviation of the preprocessed tensors and of their embeddings under ``encoder``."""
     diff = (exact.double() - fast.double().cpu()).abs()
     emb_exact = torch.from_numpy(encoder.encode(modality, exact.to(encoder.device)))
     emb_fast = torch.from_numpy(encoder.encode(modality, fast.to(encoder.device)))
@@ -172,6 +205,7 @@ def deviation(
         "kind": "deviation",
         "set": name,
         "modality": modality,
+        "model": encoder.name,
         "files": len(exact),
         "fallbacks": fallbacks,
         "max_abs": round(float(diff.max()), 7),
@@ -182,6 +216,23 @@ def deviation(
         "embed_cos_min": round(float(emb.min()), 9),
         "embed_cos_mean": round(float(emb.mean()), 9),
     }
+
+
+def build_models(names: tuple[str, ...], device: str) -> list[Encoder]:
+    """``test``: the seeded ``imagebind_test``; ``huge``: ImageBind huge, random weights."""
+    from benchmarks.throughput import random_huge
+
+    models: list[Encoder] = []
+    for name in names:
+        if name == "test":
+            models.append(create_encoder("imagebind_test", device=device))
+        else:
+            dev = torch.device(device)
+            model = random_huge(dev)
+            models.append(
+                ImageBindEncoder("imagebind_huge", model, version="random", device=device)
+            )
+    return models
 
 
 def _sync(device: str) -> None:
@@ -224,12 +275,49 @@ def speed(
 
 
 def _fallbacks(files: list[Path]) -> int:
-    """How many files of a set the device path hands to the exact path (not JPEG RGB/L)."""
+    """How many files of a set the device path hands to the exact path (not JPEG RGB/L, or a
+    component sampling it is not known to decode right)."""
     n = 0
     for p in files:
         with Image.open(p) as img:
             n += img.format != "JPEG" or img.mode not in ("RGB", "L")
+            n += img.format == "JPEG" and not gpu_decode.device_layout(img)
     return n
+
+
+LAYOUTS = {"444": 0, "422": 1, "420": 2}  # Pillow's subsampling codes
+
+
+def layout_set(folder: Path, references: list[Path]) -> list[Path]:
+    """The reference photos as JPEGs of each component layout: YCbCr 4:4:4, 4:2:2 and 4:2:0, grey
+    1x1, and grey declaring 2x2 sampling (the same scan; only the frame header differs)."""
+    out = folder / "layouts"
+    out.mkdir()
+    files = []
+    for ref in references:
+        img = Image.open(ref).convert("RGB")
+        for name, code in LAYOUTS.items():
+            path = out / f"{ref.stem}-{name}.jpg"
+            img.save(path, "JPEG", quality=90, subsampling=code)
+            files.append(path)
+        grey = out / f"{ref.stem}-grey.jpg"
+        img.convert("L").save(grey, "JPEG", quality=90)
+        data = bytearray(grey.read_bytes())
+        sof = data.index(b"\xff\xc0")
+        assert data[sof + 9] == 1 and data[sof + 11] == 0x11  # one component, 1x1
+        data[sof + 11] = 0x22
+        (out / f"{ref.stem}-grey2x2.jpg").write_bytes(bytes(data))
+        files += [grey, out / f"{ref.stem}-grey2x2.jpg"]
+    return files
+
+
+def ungated_images(files: list[Path], device: str) -> torch.Tensor:
+    """Every file through nvjpeg/decode_jpeg and the device resize, skipping the layout gate: what
+    the gate protects against (EXIF orientation ignored; the layout files carry none)."""
+    datas = [p.read_bytes() for p in files]
+    decoded = gpu_decode._decode_jpegs(datas, torch.device(device))
+    resized = gpu_decode._resize_all({i: img for i, img in enumerate(decoded) if img is not None})
+    return torch.stack([resized[i] for i in range(len(files))])
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -243,6 +331,28 @@ def _fallbacks(files: list[Path]) -> int:
 )
 @click.option("--repeats", type=int, default=5, show_default=True, help="Timed runs (median).")
 @click.option(
+    "--model",
+    "models",
+    type=click.Choice(["test", "huge"]),
+    multiple=True,
+    default=("test",),
+    show_default=True,
+    help="Embedding models for the deviation (huge: random weights; for a GPU).",
+)
+@click.option(
+    "--media",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Read photo sets and sounds from this --export-media folder.",
+)
+@click.option(
+    "--export-media",
+    "export_to",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write the photo sets and sounds into this folder, then stop.",
+)
+@click.option(
     "--threads", type=int, default=1, show_default=True, help="torch CPU threads (exact: 1)."
 )
 @output_options
@@ -254,6 +364,9 @@ def main(
     sounds: int,
     speed_files: int,
     repeats: int,
+    models: tuple[str, ...],
+    media: Path | None,
+    export_to: Path | None,
     threads: int,
     as_json: bool,
     out: Path | None,
@@ -265,34 +378,60 @@ def main(
         visp, tuxpaint, sounds = SMOKE["visp"], SMOKE["tuxpaint"], SMOKE["sounds"]
         speed_files, repeats = SMOKE["speed_files"], SMOKE["repeats"]
     torch.set_num_threads(threads)
-    encoder = create_encoder("imagebind_test", device=device)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="embedstore-gpu-decode-") as tmp:
         folder = Path(tmp)
-        for name, files in photo_sets(folder, visp, tuxpaint).items():
+        if media is not None:
+            sets, sounds_ = read_media(media)
+        else:
+            sets, sounds_ = photo_sets(folder, visp, tuxpaint), sound_files(sounds)
+        if export_to is not None:
+            export_media(export_to, sets, sounds_)
+            n_photos = sum(map(len, sets.values()))
+            click.echo(
+                f"wrote {n_photos} photos and {len(sounds_)} sounds to {export_to}", err=True
+            )
+            return
+        encoders = build_models(models, device)
+        for name, files in sets.items():
             exact = exact_images(files)
             fast = device_images(files, device, batch)
-            rows.append(deviation(name, "vision", exact, fast, encoder, _fallbacks(files)))
-        for name, files in speed_sets(folder, speed_files).items():
+            for enc in encoders:
+                rows.append(deviation(name, "vision", exact, fast, enc, _fallbacks(files)))
+        for path in layout_set(folder, sets["imagebind-assets"]):  # one row per layout, ungated
+            exact, fast = exact_images([path]), ungated_images([path], device)
+            rows.append(deviation(f"layout:{path.stem}", "vision", exact, fast, encoders[0]))
+        for name, files in speed_sets(folder, speed_files, sets["imagebind-assets"]).items():
             exact = exact_images(files)
             fast = device_images(files, device, batch)
-            rows.append(deviation(name, "vision", exact, fast, encoder))
+            for enc in encoders:
+                rows.append(deviation(name, "vision", exact, fast, enc))
             variants: dict[str, Callable[[], Any]] = {
                 "exact": functools.partial(exact_images, files),
                 "device": functools.partial(device_images, files, device, batch),
             }
             rows += speed(name, variants, len(files), repeats, device)
-        sounds_ = sound_files(sounds)
         exact = exact_audio(sounds_)
         fast = device_audio(sounds_, device)
-        rows.append(deviation("sounds", "audio", exact, fast, encoder))
+        for enc in encoders:
+            rows.append(deviation("sounds", "audio", exact, fast, enc))
         variants = {
             "exact": functools.partial(exact_audio, sounds_),
             "device": functools.partial(device_audio, sounds_, device),
         }
         rows += speed("sounds", variants, len(sounds_), repeats, device)
-    photos = [r for r in rows if r["kind"] == "deviation" and r["modality"] == "vision"]
+    photos = [  # the layout rows bypass the gate on purpose: they are not what "auto" runs
+        r
+        for r in rows
+        if r["kind"] == "deviation"
+        and r["modality"] == "vision"
+        and not r["set"].startswith("layout:")
+    ]
     low = min(min(r["tensor_cos_min"], r["embed_cos_min"]) for r in photos)
+    by_model = {
+        m: min(r["embed_cos_min"] for r in photos if r["model"] == m)
+        for m in dict.fromkeys(r["model"] for r in photos)
+    }
     params = {
         "device": device,
         "batch": batch,
@@ -301,12 +440,15 @@ def main(
         "sounds": sounds,
         "speed_files": speed_files,
         "repeats": repeats,
+        "models": list(models),
+        "media": str(media) if media else None,
         "threads": threads,
         "smoke": smoke,
     }
     doc = result_doc("gpu_decode", params, rows)
     doc["summary"] = {
-        "images": sum(r["files"] for r in photos),
+        "images": sum(r["files"] for r in photos if r["model"] == photos[0]["model"]),
+        "min_embed_cosine_by_model": by_model,
         "min_cosine": low,
         "bar": gpu_decode.COSINE_BAR,
         "passes": low >= gpu_decode.COSINE_BAR,

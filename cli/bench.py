@@ -24,6 +24,10 @@ BENCHMARKS = {
     ),
     "store": ("benchmarks.store", "Store ingest rate and search overhead over raw FAISS."),
     "ingest": ("benchmarks.ingest", "End-to-end indexing throughput."),
+    "gpu_ingest": (
+        "benchmarks.gpu_ingest",
+        "End-to-end images/s from JPEG files with ImageBind huge on a GPU.",
+    ),
     "load": ("benchmarks.load", "HTTP API load test."),
     "plot": ("benchmarks.plot", "Draw result JSON files as PNG plots."),
 }

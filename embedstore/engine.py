@@ -68,6 +68,11 @@ class Engine:
                 )
             return self._encoders[name]
 
+    def use_encoder(self, encoder: Encoder) -> None:
+        """Serve ``encoder`` under its name from now on (a model built in code, not from weights)."""
+        with self._lock:
+            self._encoders[encoder.name] = encoder
+
     def encode(self, encoder: Encoder, modality: str, batch: Any) -> np.ndarray:
         """Embed one stacked batch with ``encoder``; the one place model work happens."""
         with self._encode_lock:

@@ -34,14 +34,14 @@ from embedstore.modalities.sources import (
 from embedstore.modalities.transforms import CLIP_MEAN, CLIP_STD, SIZE, center_box, short_side_size
 
 COSINE_BAR = 0.995  # the deviation from the exact path that "auto" accepts on CUDA
-# Lowest cosine between this path and the exact one, of the preprocessed tensors and of their
-# imagebind_test embeddings, over 285 JPEGs: 189 real photos (the ImageBind reference JPEGs,
-# ViSP's JPEGs and camera frames, Tux Paint's photo stamps) and 96 640x480 / 1920x1080 cuts of
-# the reference photos. Max |diff| 2/255 before normalisation, on 0.07 % of the values at most.
-# Measured on CPU (libjpeg-turbo on both sides, so only the resize differs) by
-# `python -m benchmarks.gpu_decode --device cpu` (benchmarks/results/gpu-decode-cpu.json);
-# nvjpeg's IDCT on CUDA may add a small further difference that was not measured.
-MEASURED_MIN_COSINE = 0.9999994
+# Lowest cosine between this path on CUDA (nvjpeg decode, torch resize) and the exact one, over
+# 285 JPEGs: 189 real photos (the ImageBind reference JPEGs, ViSP's JPEGs and camera frames, Tux
+# Paint's photo stamps) and 96 640x480 / 1920x1080 cuts of the reference photos. Preprocessed
+# tensors: 0.99954 (nvjpeg upsamples 4:2:0 chroma without libjpeg-turbo's smoothing); their
+# embeddings: 0.99998 with imagebind_test and with ImageBind huge (random weights). Measured on an
+# NVIDIA H200 by `python -m benchmarks.gpu_decode --device cuda --model test --model huge`
+# (benchmarks/results/gpu-decode-cuda-h200.json); on CPU (libjpeg-turbo on both sides) 0.9999994.
+MEASURED_MIN_COSINE = 0.99954
 JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
 MODES = ("auto", "on", "off")
 MAX_RESIZE_PIXELS = 1 << 26  # decoded pixels resized in one call (float32: 768 MiB for RGB)
@@ -136,12 +136,32 @@ def _probe(source: Source, limits: DecodeLimits, exif: bool) -> tuple[bytes, int
                 w, h = img.size
                 if img.format != "JPEG" or img.mode not in _FAST_MODES:
                     return None
+                if not device_layout(img):
+                    return None
                 if w * h > limits.max_pixels or w == 0 or h == 0:
                     return None
                 orientation = int(img.getexif().get(_ORIENTATION, 1)) if exif else 1
         except Exception:
             return None  # unreadable header, decompression bomb, bad EXIF: the exact path says why
     return data, orientation
+
+
+# Component sampling factors (h, v) nvjpeg decodes like libjpeg-turbo, measured on an H200
+# (benchmarks/gpu_decode.py, the "layout:" rows): grey 1x1 and YCbCr 4:4:4 (pixel cosine 1.0),
+# 4:2:2 and 4:2:0 (0.99986 at worst). A grey JPEG that declares 2x2 (legal, and meaningless for one
+# component: ViSP's Solvay photos) comes back scrambled (pixel cosine 0.18 to 0.34), so it and any
+# layout not listed take the exact path.
+_DEVICE_LAYOUTS = frozenset(
+    {((1, 1),), ((1, 1),) * 3, ((2, 1), (1, 1), (1, 1)), ((2, 2), (1, 1), (1, 1))}
+)
+
+
+def device_layout(img: Image.Image) -> bool:
+    """True when a JPEG's component sampling is one the device decoder is known to get right."""
+    layer = getattr(img, "layer", None)
+    if not layer:
+        return False
+    return tuple((h, v) for _id, h, v, _q in layer) in _DEVICE_LAYOUTS
 
 
 def _exact(source: Source, limits: DecodeLimits, exif: bool, device: torch.device) -> Result:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import soundfile
@@ -26,6 +25,8 @@ def make_video(
     gop: int = 0,
 ) -> Path:
     """Encode an H.264 (+ AAC) MP4: a third each of the bird, car and dog photos, with the bird's call."""
+    import av  # only the video tests need PyAV
+
     photos = [
         Image.open(ASSETS / f"{n}_image.jpg").convert("RGB").resize(size)
         for n in ("bird", "car", "dog")

@@ -1,0 +1,42 @@
+"""The end-to-end GPU indexing benchmark in its smoke preset (imagebind_test on the CPU)."""
+
+from __future__ import annotations
+
+import pytest
+
+gpu_ingest = pytest.importorskip("benchmarks.gpu_ingest")
+
+
+def test_smoke_run_end_to_end(run_json, check_doc) -> None:  # type: ignore[no-untyped-def]
+    doc = run_json(gpu_ingest.main, "--smoke")
+    check_doc(doc, "gpu_ingest")
+    p = doc["params"]
+    assert p["smoke"] is True and p["device"] == "cpu" and p["model"] == "imagebind_test"
+    rows = {(r["stage"], r.get("decode"), r.get("precision")): r for r in doc["rows"]}
+    assert set(rows) == {
+        ("decode_only", "device", None),
+        ("decode_only", "cpu", None),
+        ("encode_only", None, "fp32"),
+        ("index", "device", "fp32"),
+        ("index", "cpu", "fp32"),
+    }
+    for r in rows.values():
+        assert "error" not in r, r
+        assert r["seconds"] > 0 and r["files_per_s"] == pytest.approx(
+            r["files"] / r["seconds"],
+            rel=0.05,  # seconds are rounded to ms
+        )
+    for decode in ("device", "cpu"):
+        index = rows[("index", decode, "fp32")]
+        assert index["files"] == index["added"] == 48 and index["failed"] == 0
+
+
+def test_sizes_are_parsed_and_checked() -> None:
+    import click
+
+    assert gpu_ingest.parse_sizes("640x480:2048, 1920X1080:512") == [
+        (640, 480, 2048),
+        (1920, 1080, 512),
+    ]
+    with pytest.raises(click.BadParameter, match="WxH:COUNT"):
+        gpu_ingest.parse_sizes("640x480")
