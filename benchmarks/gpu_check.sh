@@ -5,6 +5,7 @@
 #   bash benchmarks/gpu_check.sh OUTDIR [WHEELS] [DATA]
 #   STEPS="tests cli" bash benchmarks/gpu_check.sh OUTDIR      # some of: tests gpu_decode
 #                                                             # gpu_ingest cli throughput
+#   GPU_INGEST_ARGS="--sizes 640x480:8192 --precision fp16" ...  # options added to gpu_ingest
 #
 # For a CUDA machine whose Python has torch, torchvision and numpy but not the rest of
 # embedstore's dependencies and no network: WHEELS (default .whl) holds wheels of the missing ones
@@ -43,11 +44,12 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, report status a
   python3 -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__, torch.cuda.get_device_name(0))'
   nproc
   want tests && step tests 120 python3 -m pytest -p no:cacheprovider -q -m gpu \
-    tests/encoders/test_imagebind_gpu.py tests/modalities/test_gpu_decode.py tests/bind/test_train.py
+    tests/encoders/test_imagebind_gpu.py tests/modalities/test_gpu_decode.py \
+    tests/modalities/test_gpu_parallel.py tests/bind/test_train.py
   want gpu_decode && step gpu_decode 120 python3 -m benchmarks.gpu_decode --device cuda --media "$data/media" \
     --model test --model huge --out "$out/gpu-decode-cuda.json"
   want gpu_ingest && step gpu_ingest 200 python3 -m benchmarks.gpu_ingest --device cuda --media "$data/media" \
-    --out "$out/gpu-ingest.json"
+    --out "$out/gpu-ingest.json" ${GPU_INGEST_ARGS:-}
   if want cli; then  # the real CLI on CUDA: index (device JPEG decode), unchanged re-run, search
     export EMBEDSTORE_DATA_DIR=/tmp/embedstore-cli
     cli=(python3 -m cli --device cuda)

@@ -47,6 +47,7 @@ MODES = ("auto", "on", "off")
 MAX_RESIZE_PIXELS = 1 << 26  # decoded pixels resized in one call (float32: 768 MiB for RGB)
 _FAST_MODES = frozenset({"RGB", "L"})  # Pillow modes of JPEGs this path decodes
 _ORIENTATION = 0x0112
+_EOI = b"\xff\xd9"  # a JPEG's last marker
 
 Result = torch.Tensor | EmbedstoreError
 
@@ -129,6 +130,8 @@ def load_image_batch(
 def _probe(source: Source, limits: DecodeLimits, exif: bool) -> tuple[bytes, int] | None:
     """The bytes and EXIF orientation of a JPEG this path can take, else None (exact path)."""
     data = read_source(source, limits)  # size checks; InvalidMedia naming the file
+    if not data.rstrip(b"\0").endswith(_EOI):
+        return None  # truncated (nvjpeg decodes those silently, grey below the cut): exact path
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:

@@ -72,7 +72,7 @@ def test_only_layouts_the_device_decoder_gets_right_take_it(assets: Path, tmp_pa
     files = _layouts(assets / "dog_image.jpg", tmp_path)
     taken = {name: gpu_decode.device_layout(Image.open(path)) for name, path in files.items()}
     assert taken == {"444": True, "422": True, "420": True, "grey": True, "grey2x2": False}
-    for name, path in files.items():  # the exact path decodes the odd one alike
+    for path in files.values():  # the exact path decodes the odd one alike
         exact = modalities.load("vision", path)
         _close(gpu_decode.load_image_batch([path], "cpu")[0], exact)
     assert torch.equal(
@@ -172,6 +172,30 @@ def test_broken_files_give_errors_naming_them_and_the_batch_goes_on(
     assert isinstance(results[1], InvalidMedia) and results[1].uri == str(truncated)
     with pytest.raises(InvalidMedia, match="cut.jpg"):
         gpu_decode.load_image_batch([truncated], "cpu")
+
+
+def test_truncated_jpegs_never_reach_the_batch_decoder(
+    assets: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # nvjpeg decodes a cut JPEG without an error (on an H200: a tensor, grey below the cut), so
+    # a file that does not end with the end-of-image marker takes the exact path, which says why
+    data = (assets / "dog_image.jpg").read_bytes()
+    cut, padded = tmp_path / "cut.jpg", tmp_path / "padded.jpg"
+    cut.write_bytes(data[:5000])
+    padded.write_bytes(data + bytes(64))  # zero padding after the marker is common and harmless
+    seen: list[int] = []
+    decode = gpu_decode._decode_jpegs
+
+    def spy(datas: list[bytes], device: torch.device) -> list[torch.Tensor | None]:
+        seen.extend(len(d) for d in datas)
+        return decode(datas, device)
+
+    monkeypatch.setattr(gpu_decode, "_decode_jpegs", spy)
+    got_cut, got_padded = gpu_decode.load_images([cut, padded], "cpu")
+    assert seen == [len(data) + 64]
+    assert isinstance(got_cut, InvalidMedia) and "cut.jpg" in str(got_cut)
+    assert isinstance(got_padded, torch.Tensor)
+    _close(got_padded, modalities.load("vision", assets / "dog_image.jpg"))
 
 
 def test_the_pixel_limit_is_enforced_before_decoding(assets: Path) -> None:

@@ -78,3 +78,28 @@ def test_no_jpeg_and_no_other_tasks(assets: Path) -> None:
     only = [DecodeTask(0, "vision", assets / "car_image.jpg")]
     ((task, result),) = decode_many_on_device(only, 1, device="cpu")
     assert task.key == 0 and result.shape == (3, 224, 224)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_cuda_results_are_ready_while_the_default_stream_is_busy(
+    assets: Path, imagebind_fixtures: Path, tmp_path: Path
+) -> None:
+    from embedstore.modalities import gpu_decode
+
+    tasks = _tasks(assets, imagebind_fixtures, tmp_path)
+    busy = torch.randn(8192, 8192, device="cuda")
+    for _ in range(50):  # queue a second of work on the default stream, as the model does
+        busy = busy @ busy / 64
+    got = dict((t.key, r) for t, r in decode_many_on_device(tasks, 1, device="cuda", batch_size=2))
+    for name in ("bird", "dog"):
+        assert got[name].device.type == "cuda"
+        want = gpu_decode.load_image_batch([assets / f"{name}_image.jpg"], "cuda")[0]
+        assert torch.equal(got[name], want)
+    assert got["png"].device.type == "cuda"
+    assert torch.equal(
+        got["png"].cpu(),
+        modalities.load("vision", imagebind_fixtures / "inputs" / "portrait_tall.png"),
+    )
+    assert isinstance(got["broken"], InvalidMedia)
+    torch.cuda.synchronize()
