@@ -314,7 +314,12 @@ class FaissIndex:
         else:
             params = self._params(sel, nprobe, ef_search, k)
             scores, ids = self._index.search(q, k, params=params)
-        short = ids[:, min(k, n_live) - 1] < 0 if n_live else np.zeros(len(q), dtype=bool)
+        if not n_live:
+            return scores, ids
+        last = min(k, n_live) - 1
+        if len(q) == 1 and ids[0, last] >= 0:  # the common case, without array temporaries
+            return scores, ids
+        short = ids[:, last] < 0
         if short.any():  # the approximate search missed filtered ids: finish those rows exactly
             subset = allowed if allowed is not None else self.ids()
             scores[short], ids[short] = self._search_subset(q[short], k, subset)

@@ -303,8 +303,7 @@ class Collection:
         """Low-level: (scores, vector ids) of one modality's index, no database round trip."""
         q = self._queries(queries)
         self.indexes.refresh()
-        scores, ids, _ = _search.raw_search(self.indexes, q, k, [modality])
-        return scores, ids
+        return _search.raw_search(self.indexes, q, k, [modality])
 
     def _queries(self, queries: np.ndarray) -> np.ndarray:
         q = np.asarray(queries, dtype=np.float32)
@@ -327,7 +326,9 @@ class Collection:
             )
         flt = Filter.parse(where)
         self.indexes.refresh()
-        mods = list(modalities) if modalities else sorted(self.indexes.indexes)
+        if not modalities:
+            return flt, sorted(self.indexes.indexes)  # names the store made: already checked
+        mods = list(modalities)
         for m in mods:
             writes.check_modality(m, "modalities")
         return flt, mods

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, not_, or_, true
@@ -86,7 +87,7 @@ class Filter:
     def parse(cls, where: Mapping[str, Any] | None) -> Filter:
         """Validate and compile ``where``; raises InvalidQuery naming the bad field."""
         if where is None:
-            return cls({}, true())
+            return _NO_FILTER
         if not isinstance(where, Mapping):
             raise InvalidQuery(
                 f"where must be an object, got {type(where).__name__}", field="where"
@@ -98,6 +99,9 @@ class Filter:
     def empty(self) -> bool:
         """True when the filter lets everything through."""
         return not self.where
+
+
+_NO_FILTER = Filter(MappingProxyType({}), true())
 
 
 def _field_condition(field: str, spec: Any) -> ColumnElement[bool]:

@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 AnyIndex = ExactIndex | FaissIndex
 CHUNK = 500  # ids per IN (...) list
 TRAIN_FACTOR = 39  # train once this many vectors per centroid exist (FAISS's own advice)
+# An index file is rewritten once its unsaved vectors reach max(SAVE_EVERY, its size): each save
+# rewrites the whole file, so saving at each doubling keeps the bytes written linear in the
+# vectors added (about one extra copy), and a crash leaves at most that many to replay from the
+# database on the next open.
+SAVE_EVERY = 50_000
 
 
 def _tier(spec: str) -> int:
@@ -323,7 +328,7 @@ class IndexSet:
             for modality in list(modalities or self.indexes):
                 index = self.indexes[modality]
                 unsaved = self._unsaved.get(modality, 0)
-                if unsaved and (force or unsaved >= max(50_000, len(index) // 2)):
+                if unsaved and (force or unsaved >= max(SAVE_EVERY, len(index))):
                     index.save(self.path(modality))
                     self._unsaved[modality] = 0
 

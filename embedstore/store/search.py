@@ -6,7 +6,7 @@ import functools
 import json
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -48,11 +48,11 @@ def raw_search(
     k: int,
     modalities: Sequence[str],
     allowed: dict[str, np.ndarray] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Top-k vectors over ``modalities`` merged by score: (scores, vector ids, modality index)."""
-    parts_s, parts_i, parts_m = [], [], []
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k vectors over ``modalities`` merged by score: (scores, vector ids), -1 padded."""
+    parts_s, parts_i = [], []
     with index_set.lock:
-        for mi, modality in enumerate(modalities):
+        for modality in modalities:
             index = index_set.indexes.get(modality)
             if index is None:
                 continue
@@ -62,22 +62,17 @@ def raw_search(
             s, i = index.search(q, k, allowed=sub)
             parts_s.append(s)
             parts_i.append(i)
-            parts_m.append(np.full(i.shape, mi, dtype=np.int32))
     if not parts_s:
         empty = np.empty((len(q), 0))
-        return empty.astype(np.float32), empty.astype(np.int64), empty.astype(np.int32)
+        return empty.astype(np.float32), empty.astype(np.int64)
     if len(parts_s) == 1:
-        return parts_s[0], parts_i[0], parts_m[0]
-    s, i, m = np.hstack(parts_s), np.hstack(parts_i), np.hstack(parts_m)
+        return parts_s[0], parts_i[0]
+    s, i = np.hstack(parts_s), np.hstack(parts_i)
     order = np.argsort(-s, axis=1, kind="stable")[:, :k]
-    return (
-        np.take_along_axis(s, order, 1),
-        np.take_along_axis(i, order, 1),
-        np.take_along_axis(m, order, 1),
-    )
+    return np.take_along_axis(s, order, 1), np.take_along_axis(i, order, 1)
 
 
-def fetch_rows(engine: Engine, vector_ids: Sequence[int]) -> dict[int, tuple[Any, ...]]:
+def fetch_rows(engine: Engine, vector_ids: Collection[int]) -> dict[int, tuple[Any, ...]]:
     """vector id -> (item_id, modality, segment, start, end, uri, metadata) for live ``ok`` items.
 
     The query path runs on the DBAPI cursor with a prepared SQL string (SQLAlchemy's statement
@@ -91,7 +86,7 @@ def fetch_rows(engine: Engine, vector_ids: Sequence[int]) -> dict[int, tuple[Any
     out: dict[int, tuple[Any, ...]] = {}
     raw = engine.raw_connection()
     try:
-        _fetch_into(raw.cursor(), "%s", vector_ids, out)
+        _fetch_into(raw.cursor(), "%s", list(vector_ids), out)
         raw.commit()  # end the read transaction (PostgreSQL would otherwise idle in it)
     finally:
         raw.close()
@@ -119,16 +114,19 @@ class RowCache:
         self.lock = threading.Lock()
         self.rows: dict[int, tuple[Any, ...] | None] = {}  # None: not a live, ok vector
         self.version: Any = None
+        self._version_cursor: Any = self.conn.cursor()
 
-    def get(self, vector_ids: Sequence[int]) -> dict[int, tuple[Any, ...]]:
+    def get(self, vector_ids: Collection[int]) -> dict[int, tuple[Any, ...]]:
         """Rows of the live vectors among ``vector_ids`` (fetched where not cached)."""
         with self.lock:
-            version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+            cur = self._version_cursor
+            cur.execute("PRAGMA data_version")
+            version = cur.fetchone()[0]
             if version != self.version:
                 self.rows.clear()
                 self.version = version
             rows = self.rows
-            missing = [int(i) for i in vector_ids if i not in rows]
+            missing = [i for i in vector_ids if i not in rows]
             if missing:
                 fetched: dict[int, tuple[Any, ...]] = {}
                 _fetch_into(self.conn.cursor(), "?", missing, fetched)
@@ -195,20 +193,24 @@ def search(
     want = k + offset + (1 if exclude is not None else 0)
     fetch = want
     while True:
-        scores, ids, _ = raw_search(index_set, q, fetch, modalities, allowed)
-        flat = ids.ravel()
-        found = np.unique(flat[flat >= 0]).tolist()
+        scores, ids = raw_search(index_set, q, fetch, modalities, allowed)
+        id_rows, score_rows = ids.tolist(), scores.tolist()
+        found = {v for row in id_rows for v in row}
+        found.discard(-1)
         rows = fetch_rows(engine, found)
-        results = [_collapse(s, i, rows, want, exclude) for s, i in zip(scores, ids)]
+        results = [_collapse(s, i, rows, want, exclude) for s, i in zip(score_rows, id_rows)]
+        if all(len(r) >= want for r in results):
+            break
         exhausted = ids.shape[1] < fetch or bool((ids[:, -1] < 0).all()) if ids.size else True
-        if all(len(r) >= want for r in results) or exhausted or fetch >= 1 << 20:
-            return [r[offset : offset + k] for r in results]
+        if exhausted or fetch >= 1 << 20:
+            break
         fetch *= 4
+    return [r[offset : offset + k] for r in results] if offset or want > k else results
 
 
 def _collapse(
-    scores: np.ndarray,
-    ids: np.ndarray,
+    scores: list[float],
+    ids: list[int],
     rows: dict[int, tuple[Any, ...]],
     want: int,
     exclude: int | None,
@@ -216,7 +218,7 @@ def _collapse(
     out: list[SearchResult] = []
     seen: set[int] = set()
     get = rows.get
-    for score, vid in zip(scores.tolist(), ids.tolist()):
+    for score, vid in zip(scores, ids):
         row = get(vid)
         if row is None:  # deleted since the index saw it: never served
             continue
