@@ -1,7 +1,8 @@
 """Encoder throughput: items/s and peak memory per modality, precision, batch size and mode.
 
 Modes: ``fast`` is what embedstore runs (``Encoder.encode``: fused SDPA attention, the last block
-computes only the pooled token, text batches cut after their last end-of-text); ``official`` is
+computes only the pooled token, text batches cut after their last end-of-text, images through a
+2-D patch kernel); ``official`` is
 the official-style computation on the same weights (``ImageBindModel.forward``: every token of
 every block, full 77-token text, unfused math attention). Inputs are synthetic and already on the
 device; ``fast`` includes the copy of the result to a NumPy array.

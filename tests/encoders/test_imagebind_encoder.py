@@ -47,6 +47,16 @@ def test_fp32_encoder_matches_the_official_outputs(checkpoint_model, tiny_a_io) 
         np.testing.assert_allclose(got, expected(case, ref).numpy(), atol=1e-5, rtol=0)
 
 
+def test_images_use_a_2d_patch_kernel_equal_to_the_3d_stem(checkpoint_model, tiny_a_io) -> None:  # type: ignore[no-untyped-def]
+    images = tiny_a_io["vision"]["input"]
+    fast = checkpoint_model.image_tokens(images)
+    official = checkpoint_model.preprocess("vision", images)  # frames repeated, Conv3d
+    assert fast is not None and fast.shape == official.shape
+    torch.testing.assert_close(fast, official, atol=1e-5, rtol=1e-5)  # rounding only
+    clips = tiny_a_io["vision_video"]["input"].flatten(0, 1)
+    assert checkpoint_model.image_tokens(clips) is None  # real clips keep the 3-D kernel
+
+
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_reduced_precision_cosine_to_the_official_fp32(
     imagebind_fixtures: Path,

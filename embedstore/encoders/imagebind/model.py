@@ -235,6 +235,31 @@ class ImageBindModel(nn.Module):
             x = self.imu_patches(x)
         return self.modality_preprocessors[modality](x)
 
+    def image_tokens(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Tokens of (N, 3, H, W) images through a 2-D patch kernel, or None where that is not exact.
+
+        An image enters the vision stem as a clip of identical frames. When the 3-D kernel spans
+        exactly those frames once, its output equals a 2-D convolution with the kernel summed
+        over time: half the multiply-adds and no (N, 3, T, H, W) copy. The sum is taken in
+        float32, so the result differs from the 3-D path by rounding only.
+        """
+        pre = cast(TokenPreprocessor, self.modality_preprocessors["vision"])
+        stem = cast(PatchStem, getattr(pre, pre.stem_name))
+        pad, conv = cast(nn.Sequential, stem.proj)
+        conv = cast(nn.Conv3d, conv)
+        kt = conv.kernel_size[0]
+        if (
+            x.ndim != 4
+            or kt != cast(PadToVideo, pad).frames
+            or conv.stride[0] != kt
+            or any(conv.padding)  # type: ignore[arg-type]
+            or conv.bias is not None
+        ):
+            return None
+        weight = conv.weight.float().sum(dim=2).to(conv.weight.dtype)
+        grid = F.conv2d(x, weight, stride=conv.stride[1:])
+        return pre.assemble(stem.tokens(grid))
+
     def stages(self, modality: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every intermediate of the official pipeline (inputs with >= 5 dims folded to B*S items)."""
         if x.ndim >= 5:
@@ -290,7 +315,8 @@ class ImageBindModel(nn.Module):
         else:
             rows = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
             x = x.to(self.dtype)
-        tokens = self.preprocess(modality, x)
+        fast = self.image_tokens(x) if modality == "vision" else None
+        tokens = fast if fast is not None else self.preprocess(modality, x)
         pooled = trunk.forward_pooled(tokens, rows, causal=modality == "text")
         return F.normalize(head.project(pooled).float(), dim=-1)
 

@@ -43,7 +43,10 @@ class PatchStem(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, ...) -> (N, P, D) tokens, row-major over the patch grid."""
-        x = self.proj(x)
+        return self.tokens(self.proj(x))
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """The projection's output (N, D, *grid) or (N, P, D) as (N, P, D) tokens."""
         if x.ndim > 3:
             x = x.flatten(2).transpose(1, 2)
         if self.norm_layer is not None:
@@ -108,7 +111,10 @@ class TokenPreprocessor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, ...) input -> (N, 1+P, D) tokens."""
-        tokens = getattr(self, self.stem_name)(x)
+        return self.assemble(getattr(self, self.stem_name)(x))
+
+    def assemble(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Patch tokens (N, P, D) -> cls prepended and the position embedding added."""
         cls = self.cls_token.expand(tokens.shape[0], -1, -1)
         tokens = torch.cat([cls, tokens], dim=1)
         pos = self.position_embedding()
