@@ -23,6 +23,7 @@ from PIL import Image
 from embedstore.errors import EmbedstoreError, InvalidMedia
 from embedstore.modalities import audio as _audio
 from embedstore.modalities import vision as _vision
+from embedstore.modalities.jpeg_header import read_header
 from embedstore.modalities.sources import (
     DEFAULT_LIMITS,
     DecodeLimits,
@@ -132,6 +133,12 @@ def _probe(source: Source, limits: DecodeLimits, exif: bool) -> tuple[bytes, int
     data = read_source(source, limits)  # size checks; InvalidMedia naming the file
     if not data.rstrip(b"\0").endswith(_EOI):
         return None  # truncated (nvjpeg decodes those silently, grey below the cut): exact path
+    header = read_header(data)  # plain files, without Pillow's per-file cost
+    if header is not None:
+        w, h = header.width, header.height
+        if header.sampling not in _DEVICE_LAYOUTS or w * h > limits.max_pixels or not w or not h:
+            return None
+        return data, header.orientation if exif else 1
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
