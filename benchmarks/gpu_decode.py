@@ -49,6 +49,7 @@ from embedstore import modalities
 from embedstore.encoders import Encoder, create_encoder
 from embedstore.encoders.imagebind import ImageBindEncoder
 from embedstore.modalities import gpu_decode
+from embedstore.modalities.sources import DEFAULT_LIMITS
 
 ASSETS = ROOT.parent / "shared" / "fixtures" / "imagebind" / "assets"
 VISP = Path("/usr/share/visp-images-data/ViSP-images")
@@ -275,14 +276,8 @@ def speed(
 
 
 def _fallbacks(files: list[Path]) -> int:
-    """How many files of a set the device path hands to the exact path (not JPEG RGB/L, or a
-    component sampling it is not known to decode right)."""
-    n = 0
-    for p in files:
-        with Image.open(p) as img:
-            n += img.format != "JPEG" or img.mode not in ("RGB", "L")
-            n += img.format == "JPEG" and not gpu_decode.device_layout(img)
-    return n
+    """How many files of a set the device path hands to the exact path (its own probe decides)."""
+    return sum(gpu_decode._probe(p, DEFAULT_LIMITS, True) is None for p in files)
 
 
 LAYOUTS = {"444": 0, "422": 1, "420": 2}  # Pillow's subsampling codes

@@ -23,7 +23,7 @@ from PIL import Image
 from embedstore.errors import EmbedstoreError, InvalidMedia
 from embedstore.modalities import audio as _audio
 from embedstore.modalities import vision as _vision
-from embedstore.modalities.jpeg_header import read_header
+from embedstore.modalities.jpeg_header import ORIENTATION, read_header
 from embedstore.modalities.sources import (
     DEFAULT_LIMITS,
     DecodeLimits,
@@ -47,7 +47,6 @@ JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
 MODES = ("auto", "on", "off")
 MAX_RESIZE_PIXELS = 1 << 26  # decoded pixels resized in one call (float32: 768 MiB for RGB)
 _FAST_MODES = frozenset({"RGB", "L"})  # Pillow modes of JPEGs this path decodes
-_ORIENTATION = 0x0112
 _EOI = b"\xff\xd9"  # a JPEG's last marker
 
 Result = torch.Tensor | EmbedstoreError
@@ -150,7 +149,7 @@ def _probe(source: Source, limits: DecodeLimits, exif: bool) -> tuple[bytes, int
                     return None
                 if w * h > limits.max_pixels or w == 0 or h == 0:
                     return None
-                orientation = int(img.getexif().get(_ORIENTATION, 1)) if exif else 1
+                orientation = int(img.getexif().get(ORIENTATION, 1)) if exif else 1
         except Exception:
             return None  # unreadable header, decompression bomb, bad EXIF: the exact path says why
     return data, orientation

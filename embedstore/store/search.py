@@ -205,7 +205,7 @@ def search(
         if exhausted or fetch >= 1 << 20:
             break
         fetch *= 4
-    return [r[offset : offset + k] for r in results] if offset or want > k else results
+    return [r[offset : offset + k] for r in results]
 
 
 def _collapse(
