@@ -214,7 +214,11 @@ class Collection:
         return ids
 
     def record_failures(self, failures: Iterable[tuple[str, str, int, float, str | None]]) -> None:
-        """Record files that could not be indexed: ``(uri, reason, size, mtime, content_hash)``."""
+        """Record files that could not be indexed: ``(uri, reason, size, mtime, content_hash)``.
+
+        An item that is stored with vectors keeps them (still searchable) and its old size, mtime
+        and hash, so the next run tries the file again; only the reason is noted in ``error``.
+        """
         batch, reasons = [], []
         for uri, reason, size, mtime, content_hash in failures:
             batch.append(
@@ -229,7 +233,17 @@ class Collection:
         with self.indexes.lock:
             with writer(self._engine).begin() as conn:
                 w.prev = writes.begin_write(conn, self.id)
-                writes.upsert_items(conn, self.id, batch, w, status="failed", errors=reasons)
+                kept = writes.note_errors(conn, self.id, [it.uri for it in batch], reasons)
+                rest = [(it, r) for it, r in zip(batch, reasons) if it.uri not in kept]
+                if rest:
+                    writes.upsert_items(
+                        conn,
+                        self.id,
+                        [it for it, _ in rest],
+                        w,
+                        status="failed",
+                        errors=[r for _, r in rest],
+                    )
                 w.top = writes.top_seq(conn, self.id)
             self._after_write(w)
 

@@ -205,6 +205,38 @@ def upsert_items(
     return [found[u] for u in uris]
 
 
+def note_errors(
+    conn: Connection, collection_id: int, uris: Sequence[str], reasons: Sequence[str]
+) -> set[str]:
+    """Note ``reasons`` on the items of ``uris`` that are stored with vectors (status ``ok``).
+
+    Their vectors, status, size, mtime and hash stay as they were: the last good version stays
+    searchable and the next run retries the file. Returns the uris handled this way.
+    """
+    ok: dict[str, int] = {}
+    for start in range(0, len(uris), CHUNK):
+        chunk = list(uris[start : start + CHUNK])
+        q = (
+            select(items.c.uri, items.c.id)
+            .where(items.c.collection_id == collection_id, items.c.uri.in_(chunk))
+            .where(items.c.status == "ok")
+            .where(select(vectors.c.id).where(vectors.c.item_id == items.c.id).exists())
+        )
+        ok.update({uri: iid for uri, iid in conn.execute(q)})
+    if ok:
+        now = utcnow()
+        stmt = update(items).where(items.c.id == bindparam("_id"))
+        conn.execute(
+            stmt,
+            [
+                {"_id": ok[u], "error": r, "updated_at": now}
+                for u, r in zip(uris, reasons)
+                if u in ok
+            ],
+        )
+    return set(ok)
+
+
 def bind_processor(conn: Connection, column: Any) -> Callable[[Any], Any]:
     """The function SQLAlchemy applies to ``column``'s values for this dialect (or identity)."""
     kind = column.type.dialect_impl(conn.dialect)
@@ -296,7 +328,7 @@ def _opt_float(x: float | None) -> float | None:
 def move(
     conn: Connection, collection_id: int, item_id: int, new_uri: str, size: int, mtime: float
 ) -> None:
-    """Point an item at a new uri (a renamed file); Conflict when the uri is taken."""
+    """Point an item at a new uri (a renamed or touched file, as stored); Conflict when taken."""
     taken = existing_ids(conn, collection_id, [new_uri])
     if taken and taken[new_uri] != item_id:
         raise Conflict(
@@ -305,7 +337,7 @@ def move(
     conn.execute(
         update(items)
         .where(items.c.id == item_id, items.c.collection_id == collection_id)
-        .values(uri=new_uri, size=int(size), mtime=float(mtime), updated_at=utcnow())
+        .values(uri=new_uri, size=int(size), mtime=float(mtime), error=None, updated_at=utcnow())
     )
 
 
