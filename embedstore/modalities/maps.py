@@ -39,7 +39,7 @@ def read_map(source: Source, limits: DecodeLimits) -> np.ndarray:
         with decoding(source, "numpy array"):
             arr = np.load(io.BytesIO(data), allow_pickle=False)
     elif data.startswith(_IMAGE_MAGICS):
-        img = open_image(data, limits, exif=False)
+        img = open_image(data, limits, exif=False, name=describe(source))
         with decoding(source, "image"):
             arr = np.asarray(img)
     elif _is_visp_bin(data):

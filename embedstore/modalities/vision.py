@@ -23,10 +23,19 @@ EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif"
 
 
 def open_image(
-    source: Source, limits: DecodeLimits = DEFAULT_LIMITS, *, exif: bool = True, draft: int = 0
+    source: Source,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    *,
+    exif: bool = True,
+    draft: int = 0,
+    name: str | None = None,
 ) -> Image.Image:
-    """Decode the first frame of an image fully, enforcing the pixel limit before decoding."""
-    name = describe(source)
+    """Decode the first frame of an image fully, enforcing the pixel limit before decoding.
+
+    ``name`` labels the errors when ``source`` holds the bytes of a file read earlier.
+    """
+    label: Source = name if name is not None else source
+    name = describe(label)
     with open_source(source, limits) as f, warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -35,7 +44,7 @@ def open_image(
             raise UnsupportedMediaType(f"{name}: not an image format Pillow can read") from e
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
             raise PayloadTooLarge(f"{name}: image dimensions exceed the pixel limit ({e})") from e
-        with decoding(source, "image"):
+        with decoding(label, "image"):
             w, h = img.size
             if w * h > limits.max_pixels:
                 raise PayloadTooLarge(
