@@ -22,6 +22,7 @@ from embedstore.api.limits import BodyLimitMiddleware
 from embedstore.api.metrics import Metrics, MetricsMiddleware
 from embedstore.api.queries import QueryService
 from embedstore.api.routes import collections, items, search, system
+from embedstore.api.routes.page import mount_page
 from embedstore.api.security import check_auth_config, require_api_key
 from embedstore.config import Settings, load_settings
 from embedstore.engine import Engine
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (collections, items, search):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=auth)
         state.metrics.add_routes(module.router.routes, API_PREFIX)
+    mount_page(app)
 
     # Middleware: the last added runs first. Metrics see every answer, 413s included.
     app.add_middleware(InternalErrorMiddleware)

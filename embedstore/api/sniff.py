@@ -11,7 +11,7 @@ from embedstore.errors import InvalidMedia, UnsupportedMediaType
 KIND_MODALITIES: dict[str, tuple[str, ...]] = {
     "image": ("vision", "depth", "thermal"),
     "audio": ("audio",),
-    "video": ("video",),
+    "video": ("video", "audio"),  # a container's soundtrack (a browser's WebM/Opus recording)
     "npy": ("depth", "thermal", "imu"),
     "text": ("text",),
 }
