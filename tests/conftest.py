@@ -7,12 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-IMAGEBIND_FIXTURES = SHARED / "fixtures" / "imagebind"
+from testdata import IMAGEBIND_FIXTURES, require_data
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``@pytest.mark.data(PATH, REASON)``: skip locally, fail under CI=true, when PATH is absent."""
+    for mark in item.iter_markers("data"):
+        if mark.args:
+            require_data(*mark.args)
 
 
 @pytest.fixture(autouse=True)
@@ -41,8 +45,7 @@ def settings(data_dir: Path):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def imagebind_fixtures() -> Path:
     """The official reference outputs in ../shared (never copied into the project)."""
-    if not IMAGEBIND_FIXTURES.is_dir():
-        pytest.skip(f"reference fixtures not found at {IMAGEBIND_FIXTURES}")
+    require_data(IMAGEBIND_FIXTURES, f"reference fixtures not found at {IMAGEBIND_FIXTURES}")
     return IMAGEBIND_FIXTURES
 
 
@@ -60,9 +63,8 @@ def one_faiss_thread() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """URL of a real PostgreSQL database (set by .ci/run through EMBEDSTORE_TEST_DATABASE_URL)."""
-    url = os.environ.get("EMBEDSTORE_TEST_DATABASE_URL")
-    if not url:
-        pytest.skip(
-            "EMBEDSTORE_TEST_DATABASE_URL is not set (.ci/run starts PostgreSQL and sets it)"
-        )
+    url = os.environ.get("EMBEDSTORE_TEST_DATABASE_URL", "")
+    require_data(
+        bool(url), "EMBEDSTORE_TEST_DATABASE_URL is not set (.ci/run starts PostgreSQL and sets it)"
+    )
     return url

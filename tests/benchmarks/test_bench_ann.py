@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from testdata import require_data
 
 from benchmarks import ann
 from benchmarks.ann_layers import default_specs, param_sweep, store_available
 
-LAYERS = "faiss,indexers,store" if store_available() else "faiss,indexers"
+LAYERS = "faiss,indexers,store"  # the store is part of this project: it must import
+
+
+def test_the_store_layer_is_available() -> None:
+    assert store_available()
 
 
 def test_default_specs_and_sweeps() -> None:
@@ -53,7 +59,10 @@ def test_smoke_run_end_to_end(run_json, check_doc) -> None:  # type: ignore[no-u
 
 
 def test_plot_writes_a_png(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
+    require_data(
+        importlib.util.find_spec("matplotlib") is not None,
+        "matplotlib is not installed (pip install -e '.[dev]')",
+    )
     png = tmp_path / "ann.png"
     result = CliRunner().invoke(
         ann.main,

@@ -64,10 +64,8 @@ def test_format_table_aligns_columns() -> None:
     assert text.splitlines()[0].split() == ["a", "b", "c"]
 
 
-@pytest.mark.data
+@pytest.mark.data(FASHION_MNIST_DIR, "Debian package dataset-fashion-mnist is not installed")
 def test_fashion_mnist_loads_when_installed() -> None:
-    if not FASHION_MNIST_DIR.is_dir():
-        pytest.skip("apt-get install dataset-fashion-mnist")
     ds, yb, yq = fashion_mnist(nq=50, k=10)
     assert ds.xb.shape == (60000, 784) and ds.xq.shape == (50, 784) and ds.gt.shape == (50, 10)
     assert yb.shape == (60000,) and set(np.unique(yq)) <= set(range(10))

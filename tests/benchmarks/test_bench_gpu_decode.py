@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-gpu_decode = pytest.importorskip("benchmarks.gpu_decode")
+from benchmarks import gpu_decode
 
 
 def test_smoke_run_end_to_end(run_json, check_doc) -> None:  # type: ignore[no-untyped-def]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-throughput = pytest.importorskip("benchmarks.throughput")
+from benchmarks import throughput
 
 
 def test_smoke_run_end_to_end(run_json, check_doc) -> None:  # type: ignore[no-untyped-def]

@@ -9,18 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 import soundfile as sf
 from PIL import Image
+from testdata import ASSETS, require_data
 
-ASSETS = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "imagebind" / "assets"
 NAMES = ("dog", "car", "bird")
 
 
 def make_library(root: Path, names: Sequence[str] = NAMES, size: int = 96) -> Path:
     """Small PNGs, 1-second 16 kHz WAVs and a caption per object, in two folders."""
-    if not ASSETS.is_dir():
-        pytest.skip(f"reference assets not found at {ASSETS}")
+    require_data(ASSETS, f"reference assets not found at {ASSETS}")
     (root / "images").mkdir(parents=True, exist_ok=True)
     (root / "sounds").mkdir(exist_ok=True)
     for name in names:
@@ -36,8 +34,7 @@ def make_library(root: Path, names: Sequence[str] = NAMES, size: int = 96) -> Pa
 
 def many_images(root: Path, n: int, size: int = 48) -> Path:
     """``n`` distinct PNGs (crops of the real photos), for throughput and resume tests."""
-    if not ASSETS.is_dir():
-        pytest.skip(f"reference assets not found at {ASSETS}")
+    require_data(ASSETS, f"reference assets not found at {ASSETS}")
     root.mkdir(parents=True, exist_ok=True)
     photos = [Image.open(ASSETS / f"{name}_image.jpg").convert("RGB") for name in NAMES]
     for i in range(n):
@@ -63,6 +60,7 @@ def make_video(path: Path, name: str = "dog", seconds: float = 3.0, fps: int = 1
     """An MP4 panning over a real photo, with that object's real sound as an AAC track."""
     import av
 
+    require_data(ASSETS, f"reference assets not found at {ASSETS}")
     with Image.open(ASSETS / f"{name}_image.jpg") as im:
         photo = np.asarray(im.convert("RGB").resize((192, 144)))
     data, sr = sf.read(ASSETS / f"{name}_audio.wav", dtype="float32", always_2d=True)

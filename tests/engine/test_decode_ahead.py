@@ -26,7 +26,7 @@ def test_workers_started_before_the_groups_decode_them_when_fed(library: Path) -
     ahead.feed(groups)
     results = {g.leader.uri: r for g, r in ahead}
     assert set(results) == {g.leader.uri for g in groups} and len(groups) == 3
-    for uri, tensor in results.items():
+    for uri, tensor in results.items():  # PNGs: an exact transform (tests/tolerances.py)
         assert torch.equal(tensor, modalities.load("vision", Path(uri)))
     assert not ahead.is_alive()
 

@@ -6,12 +6,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
+from testdata import ASSETS, require_data
 
 from embedstore.config import Settings
 from embedstore.engine import Engine
-
-ASSETS = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "imagebind" / "assets"
 
 
 def _index(settings: Settings, mode: str, library: Path) -> tuple[object, dict[str, np.ndarray]]:
@@ -37,8 +35,7 @@ def _index(settings: Settings, mode: str, library: Path) -> tuple[object, dict[s
 
 def test_device_decode_indexes_like_the_exact_path(settings: Settings, tmp_path: Path) -> None:
     photos = sorted(ASSETS.glob("*.jpg"))
-    if not photos:
-        pytest.skip(f"no reference photos in {ASSETS}")
+    require_data(bool(photos), f"no reference photos in {ASSETS}")
     library = tmp_path / "lib"
     library.mkdir()
     for p in photos:

@@ -9,8 +9,7 @@ import pytest
 import soundfile
 import torch
 from PIL import Image
-
-ASSETS = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "imagebind" / "assets"
+from testdata import ASSETS, require_data
 
 torch.set_num_threads(2)
 
@@ -54,8 +53,7 @@ def make_video(
 
 @pytest.fixture(scope="session")
 def assets() -> Path:
-    if not ASSETS.is_dir():
-        pytest.skip(f"reference assets not found at {ASSETS}")
+    require_data(ASSETS, f"reference assets not found at {ASSETS}")
     return ASSETS
 
 

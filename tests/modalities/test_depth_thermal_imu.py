@@ -9,21 +9,26 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from testdata import VISP as VISP_IMAGES
+from testdata import require_data
+from tolerances import assert_same_float32
 
 from embedstore import modalities
 from embedstore.modalities.depth import depth_to_disparity
 
-VISP = Path("/usr/share/visp-images-data/ViSP-images/mbt-depth/castel/castel")
-needs_visp = pytest.mark.skipif(
-    not VISP.is_dir(),
-    reason="Debian package visp-images-data is not installed (apt-get install visp-images-data)",
+VISP = VISP_IMAGES / "mbt-depth" / "castel" / "castel"
+needs_visp = pytest.mark.data(
+    VISP, "Debian package visp-images-data is not installed (apt-get install visp-images-data)"
 )
 
 
 def _seglearn_watch() -> dict:
     spec = importlib.util.find_spec("seglearn")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("PyPI package seglearn is not installed (pip install --no-deps seglearn)")
+    require_data(
+        spec is not None and bool(spec.submodule_search_locations),
+        "PyPI package seglearn is not installed (pip install --no-deps seglearn)",
+    )
+    assert spec is not None and spec.submodule_search_locations
     path = Path(spec.submodule_search_locations[0]) / "data" / "watch_dataset.npy"
     return np.load(path, allow_pickle=True).item()  # the package's own trusted data file
 
@@ -35,7 +40,6 @@ def _visp_depth_mm(index: int = 0) -> np.ndarray:
 
 
 # -- depth --------------------------------------------------------------------------------------
-@pytest.mark.data
 @needs_visp
 def test_visp_bin_png16_and_npy_depth_agree(tmp_path: Path) -> None:
     from_bin = modalities.load("depth", VISP / "depth_image_0000.bin")
@@ -43,11 +47,10 @@ def test_visp_bin_png16_and_npy_depth_agree(tmp_path: Path) -> None:
     mm = _visp_depth_mm()
     Image.fromarray(mm).save(tmp_path / "depth.png")  # 16-bit PNG in millimetres
     np.save(tmp_path / "depth.npy", mm.astype(np.float32) / 1000)  # float metres
-    assert torch.equal(modalities.load("depth", tmp_path / "depth.png"), from_bin)
+    assert_same_float32(modalities.load("depth", tmp_path / "depth.png"), from_bin)
     torch.testing.assert_close(modalities.load("depth", tmp_path / "depth.npy"), from_bin)
 
 
-@pytest.mark.data
 @needs_visp
 def test_visp_depth_gives_plausible_disparity() -> None:
     got = modalities.load("depth", VISP / "depth_image_0005.bin")
@@ -77,7 +80,6 @@ def test_depth_to_disparity_marks_invalid_as_far() -> None:
 
 
 # -- thermal ------------------------------------------------------------------------------------
-@pytest.mark.data
 @needs_visp
 def test_thermal_8bit_grey_frame() -> None:
     got = modalities.load("thermal", VISP / "image_0000.pgm")

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from testdata import VISP
+from tolerances import assert_same_float32
 
 from embedstore import modalities
 from embedstore.config import Settings, load_settings
@@ -17,7 +19,6 @@ from embedstore.modalities.sources import DecodeLimits
 
 PHOTOS = ["bird_image.jpg", "car_image.jpg", "dog_image.jpg"]
 ONE_LEVEL = 1 / 255 / min(0.26130258, 0.26862954, 0.27577711) + 1e-5  # one 8-bit step, normalised
-VISP = Path("/usr/share/visp-images-data/ViSP-images")
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -75,13 +76,12 @@ def test_only_layouts_the_device_decoder_gets_right_take_it(assets: Path, tmp_pa
     for path in files.values():  # the exact path decodes the odd one alike
         exact = modalities.load("vision", path)
         _close(gpu_decode.load_image_batch([path], "cpu")[0], exact)
-    assert torch.equal(
+    assert torch.equal(  # Pillow decodes both to the same 8-bit pixels: an exact transform
         modalities.load("vision", files["grey"]), modalities.load("vision", files["grey2x2"])
     )
 
 
-@pytest.mark.data
-@pytest.mark.skipif(not VISP.is_dir(), reason="Debian package visp-images-data is not installed")
+@pytest.mark.data(VISP, "Debian package visp-images-data is not installed")
 def test_visp_photos_grey_and_colour(tmp_path: Path) -> None:
     files = sorted(p for p in VISP.rglob("*") if p.suffix in (".jpg", ".jpeg"))
     assert any(Image.open(p).mode == "L" for p in files)  # grey JPEGs take the fast path too
@@ -250,7 +250,7 @@ def test_images_of_one_size_are_resized_in_chunks(
     monkeypatch.setattr(gpu_decode, "MAX_RESIZE_PIXELS", 1)  # one image per resize call
     files = [assets / "car_image.jpg"] * 3
     batch = gpu_decode.load_image_batch(files, "cpu")
-    assert torch.equal(batch[0], batch[2])
+    assert_same_float32(batch[0], batch[2])  # float resizes of one image in separate calls
 
 
 # -- audio -------------------------------------------------------------------------------------
@@ -273,7 +273,7 @@ def test_resample_on_matches_the_cached_kernel() -> None:
     wave = torch.randn(2, 44100, generator=torch.Generator().manual_seed(0))
     from embedstore.modalities.audio import resample
 
-    assert torch.equal(gpu_decode.resample_on(wave, 44100), resample(wave, 44100))
+    assert_same_float32(gpu_decode.resample_on(wave, 44100), resample(wave, 44100))
 
 
 def test_audio_errors_name_the_file(tmp_path: Path) -> None:

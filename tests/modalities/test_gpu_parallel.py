@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tolerances import assert_audio_close, assert_same_float32
 
 from embedstore import modalities
 from embedstore.errors import InvalidMedia
@@ -55,8 +56,8 @@ def test_every_task_comes_back_once(
     exact_car = modalities.load("vision", assets / "car_image.jpg", exif=False)
     assert (results["car"] - exact_car).abs().max() <= ONE_LEVEL
     png = imagebind_fixtures / "inputs" / "portrait_tall.png"
-    assert torch.equal(results["png"], modalities.load("vision", png))
-    assert torch.equal(results["call"], modalities.load("audio", assets / "bird_audio.wav"))
+    assert torch.equal(results["png"], modalities.load("vision", png))  # exact: 8-bit PNG
+    assert_audio_close(results["call"], modalities.load("audio", assets / "bird_audio.wav"))
     assert isinstance(results["broken"], InvalidMedia) and "broken.jpg" in str(results["broken"])
     assert results["caption"].shape == (77,)
     assert all(results[k].device == torch.device("cpu") for k in ("bird", "png", "call"))
@@ -95,7 +96,7 @@ def test_on_cuda_results_are_ready_while_the_default_stream_is_busy(
     for name in ("bird", "dog"):
         assert got[name].device.type == "cuda"
         want = gpu_decode.load_image_batch([assets / f"{name}_image.jpg"], "cuda")[0]
-        assert torch.equal(got[name], want)
+        assert_same_float32(got[name].cpu(), want.cpu())  # the same kernels, other batches
     assert got["png"].device.type == "cuda"
     assert torch.equal(
         got["png"].cpu(),

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from testdata import VISP
 
 from embedstore.modalities import gpu_decode
 from embedstore.modalities.jpeg_header import read_header
 from embedstore.modalities.sources import DEFAULT_LIMITS
-
-VISP = Path("/usr/share/visp-images-data/ViSP-images")
 
 
 def _variants(src: Path, folder: Path) -> list[Path]:
@@ -108,8 +107,7 @@ def test_a_malformed_exif_block_defers_to_pillow(assets: Path, tmp_path: Path) -
     assert read_header(bytes(data)) is None
 
 
-@pytest.mark.data
-@pytest.mark.skipif(not VISP.is_dir(), reason="Debian package visp-images-data is not installed")
+@pytest.mark.data(VISP, "Debian package visp-images-data is not installed")
 def test_visp_jpegs_get_pillows_answer(monkeypatch: pytest.MonkeyPatch) -> None:
     files = sorted(p for p in VISP.rglob("*") if p.suffix in (".jpg", ".jpeg"))
     assert files

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tolerances import assert_audio_close, assert_same_float32
 
 from embedstore import modalities
 from embedstore.errors import InvalidMedia
@@ -77,9 +78,11 @@ def test_decoded_items_from_workers_equal_the_in_process_decode(
     for t in tasks:
         exact = modalities.load(t.modality, t.source, **t.options)
         if t.key == "clip":
-            assert torch.equal(results["clip"].clips, exact.clips)
-            assert torch.equal(results["clip"].audio, exact.audio)
-        else:
+            assert_same_float32(results["clip"].clips, exact.clips)
+            assert_audio_close(results["clip"].audio, exact.audio)
+        elif t.modality == "audio":
+            assert_audio_close(results[t.key], exact)
+        else:  # JPEGs: the same libjpeg and integer resize, an exact transform
             assert torch.equal(results[t.key], exact), t.key
 
 

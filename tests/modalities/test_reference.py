@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tolerances import AUDIO_ATOL, assert_audio_close
 
 from embedstore import modalities
 from embedstore.errors import InvalidMedia
@@ -50,13 +51,17 @@ def test_vision_matches_the_official_transform(
     path = imagebind_fixtures / reference["vision_info"][name]["source"]
     got = modalities.load("vision", path)
     assert got.shape == (3, 224, 224) and got.dtype == torch.float32
-    # PNGs must be exact; a different libjpeg may move JPEG pixels by 1/255 (~0.015 normalised)
-    atol = 0.0 if name.endswith(".png") else 0.02
-    torch.testing.assert_close(got, reference["vision"][name], atol=atol, rtol=0)
+    if name.endswith(".png"):
+        # exact on every CPU: Pillow resizes 8-bit pixels in fixed-point integers, and the
+        # normalisation is one correctly rounded float32 operation per element (tolerances.py)
+        assert torch.equal(got, reference["vision"][name])
+    else:  # a different libjpeg may move JPEG pixels by 1/255 (~0.015 normalised)
+        torch.testing.assert_close(got, reference["vision"][name], atol=0.02, rtol=0)
 
 
 def test_vision_from_bytes_equals_from_path(assets: Path) -> None:
     path = assets / "dog_image.jpg"
+    # the same decoded uint8 pixels through the same exact transform: bit for bit
     assert torch.equal(
         modalities.load("vision", path.read_bytes()), modalities.load("vision", path)
     )
@@ -86,7 +91,7 @@ def test_audio_matches_the_official_transform(
     path = imagebind_fixtures / reference["audio_info"][name]["source"]
     got = modalities.load("audio", path)
     assert got.shape == (3, 1, 128, 204) and got.dtype == torch.float32
-    torch.testing.assert_close(got, reference["audio"][name], atol=0, rtol=0)
+    assert_audio_close(got, reference["audio"][name])  # FFT rounding differs between CPUs
 
 
 def test_audio_independent_clips_option_differs_only_where_clips_overlap(
@@ -95,10 +100,37 @@ def test_audio_independent_clips_option_differs_only_where_clips_overlap(
     path = imagebind_fixtures / "assets" / "car_audio.wav"
     fixed = modalities.load("audio", path, independent_clips=True)
     official = reference["audio"]["car_audio.wav"]
-    assert torch.equal(fixed[0], official[0])
-    assert 1e-3 < (fixed - official).abs().max() < 0.1
+    # the first clip is cut before any mean is subtracted in place: the same input either way
+    assert_audio_close(fixed[:1], official[:1])
+    # the later clips overlap samples the official code has already shifted: they differ by far
+    # more than FFT rounding (measured 1.4e-2), yet only in the frames straddling the edge of
+    # the shifted samples (every frame loses its own DC offset, which hides a uniform shift)
+    for k in (1, 2):
+        diff = (fixed[k] - official[k]).abs()
+        assert 5 * AUDIO_ATOL < diff.max() < 0.1, k
+        frames = (diff > AUDIO_ATOL).any(dim=1).flatten().nonzero().flatten().tolist()
+        assert 0 < len(frames) <= 4, (k, frames)
 
 
 def test_audio_shorter_than_one_fbank_window_is_rejected(imagebind_fixtures: Path) -> None:
     with pytest.raises(InvalidMedia, match="mono_16k_0p02s_int16.wav: audio too short"):
         modalities.load("audio", imagebind_fixtures / "inputs" / "mono_16k_0p02s_int16.wav")
+
+
+@pytest.mark.parametrize("name", ["bird_audio.wav", "stereo_48k_3s_float32.wav"])
+def test_audio_float32_rounding_is_well_inside_the_tolerance(
+    reference: dict, imagebind_fixtures: Path, name: str
+) -> None:
+    """The tolerance is grounded: our float32 log-mels sit within half of it from float64 ones.
+
+    Two float32 runs on different CPUs each deviate from the exact value by at most this much,
+    so they agree within AUDIO_ATOL. The resampler runs in float32 in both, as in the recipe.
+    """
+    from embedstore.modalities import audio
+
+    wave, rate = audio.read_waveform(imagebind_fixtures / reference["audio_info"][name]["source"])
+    at16k = audio.resample(wave, rate)
+    single = audio.waveform_to_clips(at16k, audio.SAMPLE_RATE)
+    double = audio.waveform_to_clips(at16k.double(), audio.SAMPLE_RATE)
+    worst = float((single.double() - double).abs().max())
+    assert 0 < worst <= AUDIO_ATOL / 2  # 2.1e-4 measured: float32 does round, and not more
