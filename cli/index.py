@@ -120,6 +120,8 @@ def index(
         ctx.exit(130)
     finally:
         bar.close()
+    for message in report.skipped:
+        click.echo(message, err=True)
     for failure in report.failed:
         reason = failure.reason.removeprefix(f"{failure.uri}: ")  # errors name their file already
         click.echo(f"skipping {failure.uri}: {reason}", err=True)

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     allow_anonymous_loopback: bool = True
     cors_origins: str = ""
     roots: str = ""
+    public_docs: bool = False  # /docs, /redoc and /openapi.json without a key (API keys set)
     max_upload_bytes: int = Field(64 * 1024 * 1024, ge=1)
     max_json_bytes: int = Field(1024 * 1024, ge=1)
     max_query_chars: int = Field(1000, ge=1)

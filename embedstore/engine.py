@@ -144,6 +144,7 @@ class Engine:
         progress: ProgressCallback | None = None,
         batch_size: int | None = None,
         workers: int | None = None,
+        within: Iterable[Path | str] | None = None,
     ) -> IndexReport:
         """Index files and folders into ``collection`` (created with ``encoder`` if missing)."""
         from embedstore.errors import CollectionNotFound
@@ -166,6 +167,7 @@ class Engine:
             limits=DecodeLimits.from_settings(self.settings),
             decode_timeout_s=self.settings.decode_timeout_s,
             decode_device=decode_device(self.settings.gpu_decode, self.settings.resolved_device()),
+            within=tuple(str(w) for w in within or ()),  # files outside are skipped, reported
         )
         return index_paths(self, coll, [Path(p) for p in paths], options, progress=progress)
 

@@ -53,6 +53,7 @@ class IndexReport:
     deduplicated: int = 0
     failed: tuple[Failure, ...] = ()
     seconds: float = 0.0
+    skipped: tuple[str, ...] = ()  # "skipping PATH: outside ROOT" for links that lead out
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,4 +65,5 @@ class IndexReport:
             "deduplicated": self.deduplicated,
             "failed": [{"uri": f.uri, "reason": f.reason} for f in self.failed],
             "seconds": round(self.seconds, 3),
+            "skipped": list(self.skipped),
         }

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from embedstore.api.batcher import DynamicBatcher
 from embedstore.api.deps import ApiState
+from embedstore.api.docs import DOCS_URLS, mount_docs
 from embedstore.api.limits import BodyLimitMiddleware
 from embedstore.api.metrics import Metrics, MetricsMiddleware
 from embedstore.api.queries import QueryService
@@ -119,12 +120,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Multimodal embedding search: text, images, audio, video, depth, thermal, IMU",
         version="1",
         lifespan=lifespan,
+        **({} if settings.public_docs else DOCS_URLS),  # else served below, behind the key
     )
     app.state.api = state
     app.state.settings = settings
     app.add_exception_handler(EmbedstoreError, embedstore_error)
 
     auth = [Depends(require_api_key)]
+    if not settings.public_docs:
+        mount_docs(app, auth)
     app.include_router(system.router)
     app.include_router(system.metrics_router, dependencies=auth)
     for module in (collections, items, search):

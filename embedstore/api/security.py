@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 from pathlib import Path
 
 from fastapi import Request
@@ -12,6 +13,7 @@ from embedstore.config import Settings
 from embedstore.errors import InvalidConfig, NotFound, PathNotAllowed, Unauthorized
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # a prefix family's model, not a path
 
 
 def is_loopback(host: str) -> bool:
@@ -101,3 +103,33 @@ def is_inside(path: Path, folders: list[Path]) -> bool:
     """True when the resolved ``path`` lies inside one of ``folders`` (symlinks followed)."""
     resolved = path.resolve(strict=False)
     return any(resolved.is_relative_to(f.resolve(strict=False)) for f in folders)
+
+
+def check_encoder_name(name: str | None, settings: Settings) -> None:
+    """Encoders a client may name over HTTP: registered names and bound encoders in the data folder.
+
+    ``bound:NAME`` and ``bound:/path`` must resolve inside the server's data folder
+    (``PathNotAllowed``, 403, otherwise); other prefix families take a model name, never a path.
+    Unknown names raise ``UnknownEncoder`` (422).
+    """
+    if name is None:
+        return
+    from embedstore.encoders import get_encoder_info
+
+    prefix, sep, rest = name.partition(":")
+    if sep and prefix == "bound":
+        from embedstore.bind.bound import bound_dir
+
+        folder = bound_dir(rest).resolve()
+        if not folder.is_relative_to(settings.data_dir.expanduser().resolve()):
+            raise PathNotAllowed(
+                f"Encoder {name!r}: over HTTP a bound encoder must lie inside the data folder "
+                "(<data_dir>/bound/NAME)",
+                field="encoder",
+            )
+    elif sep and not MODEL_NAME.match(rest):
+        raise PathNotAllowed(
+            f"Encoder {name!r}: over HTTP, {prefix}: takes a model name, not a path",
+            field="encoder",
+        )
+    get_encoder_info(name)

@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from embedstore.confine import check_opened
+from embedstore.errors import PathNotAllowed
 from embedstore.ingest.walk import FileEntry
 
 if TYPE_CHECKING:
@@ -44,17 +46,19 @@ class Plan:
         return sum(1 + len(g.followers) for g in self.groups)
 
 
-def hash_file(path: str) -> str:
-    """SHA-256 of a file's bytes, hex."""
+def hash_file(path: str, roots: tuple[str, ...] = ()) -> str:
+    """SHA-256 of a file's bytes, hex; with ``roots``, only a file opened inside them."""
     with open(path, "rb") as f:
+        if roots:
+            check_opened(f.fileno(), path, roots)
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def _hash_all(entries: Sequence[FileEntry]) -> list[str | OSError]:
-    def one(e: FileEntry) -> str | OSError:
+def _hash_all(entries: Sequence[FileEntry], roots: tuple[str, ...]) -> list[str | Exception]:
+    def one(e: FileEntry) -> str | Exception:
         try:
-            return hash_file(e.uri)
-        except OSError as err:
+            return hash_file(e.uri, roots)
+        except (OSError, PathNotAllowed) as err:
             return err
 
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -70,10 +74,12 @@ def make_plan(
     entries: Sequence[FileEntry],
     *,
     on_changes: Callable[[], None] | None = None,
+    roots: tuple[str, ...] = (),
 ) -> Plan:
     """Compare the walk with the catalog; hash only files whose (size, mtime) changed.
 
     ``on_changes`` is called once, before hashing, when some file changed (likely work to decode).
+    With ``roots``, a file whose opened descriptor lies outside them is a failure, not hashed.
     """
     plan = Plan()
     for chunk in _chunks(entries):
@@ -90,7 +96,10 @@ def make_plan(
     if on_changes is not None:
         on_changes()
     hashed: list[tuple[FileEntry, str]] = []
-    for e, h in zip(todo, _hash_all(todo)):
+    for e, h in zip(todo, _hash_all(todo, roots)):
+        if isinstance(h, PathNotAllowed):
+            plan.failures.append((e, str(h)))
+            continue
         if isinstance(h, OSError):
             plan.failures.append((e, f"cannot read: {h.strerror or h}"))
             continue

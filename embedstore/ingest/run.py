@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from embedstore.engine import Engine
     from embedstore.store import Collection, NewItem
 
+log = logging.getLogger(__name__)
 
 INTERRUPT_GRACE_S = 30.0  # how long an interrupted run waits for queued batches to commit
 
@@ -40,6 +43,7 @@ class IndexOptions:
     workers: int = 1
     limits: DecodeLimits | None = None
     decode_timeout_s: float | None = None
+    within: tuple[str, ...] = ()  # every file must also lie inside these folders (API roots)
     decode_device: str | None = None  # JPEGs decoded in batches on this device (gpu_decode)
 
 
@@ -71,16 +75,39 @@ def index_paths(
     *,
     progress: Callable[[int, int], None] | None = None,
 ) -> IndexReport:
-    """Walk, diff against the catalog, then decode, embed and write what changed."""
+    """Walk, diff against the catalog, then decode, embed and write what changed.
+
+    Files are read only where the walk found them: the hash and the decoders check the opened
+    file against the given paths (resolved), so a link swapped in after the walk is refused.
+    """
+    skipped: list[str] = []
+
+    def skip(message: str) -> None:
+        log.warning("%s", message)
+        skipped.append(message)
+
     t0 = time.perf_counter()
     entries, roots = walk(
         paths,
         modality=options.modality,
         rules=options.rules,
         include=options.include,
+        within=options.within,
+        on_skip=skip,
         exclude=options.exclude,
     )
-    return index_entries(engine, coll, entries, options, roots=roots, progress=progress, t0=t0)
+    fences = tuple(os.path.realpath(os.path.expanduser(p)) for p in paths)
+    limits = dataclasses.replace(options.limits or DecodeLimits(), roots=fences)
+    report = index_entries(
+        engine,
+        coll,
+        entries,
+        dataclasses.replace(options, limits=limits),
+        roots=roots,
+        progress=progress,
+        t0=t0,
+    )
+    return dataclasses.replace(report, skipped=tuple(skipped)) if skipped else report
 
 
 def index_entries(
@@ -102,7 +129,8 @@ def index_entries(
         decoder[0].start()
 
     try:
-        plan = make_plan(coll, entries, on_changes=start_decoder)
+        fences = options.limits.roots if options.limits else ()
+        plan = make_plan(coll, entries, on_changes=start_decoder, roots=fences)
         ahead = decoder[0] if decoder else None
         return _run_plan(engine, coll, plan, options, ahead, roots, progress, t0, len(entries))
     finally:

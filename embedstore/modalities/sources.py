@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from embedstore.confine import check_opened
 from embedstore.errors import EmbedstoreError, InvalidMedia, PayloadTooLarge
 
 Source = Path | str | bytes
@@ -24,6 +25,9 @@ class DecodeLimits:
     max_duration_s: float = 3600.0
     max_video_frames: int = 20_000
     timeout_s: float = 60.0
+    roots: tuple[str, ...] = ()
+    """When set, a path is read only if the file actually opened lies inside one of these
+    (resolved) folders or is one of these files: a link swapped in after the walk is refused."""
 
     @classmethod
     def from_settings(cls, settings: Any) -> DecodeLimits:
@@ -80,6 +84,8 @@ def open_source(source: Source, limits: DecodeLimits) -> Iterator[IO[bytes]]:
     except OSError as e:
         raise InvalidMedia(f"{source}: cannot open file ({e.strerror})", uri=str(source)) from e
     with f:
+        if limits.roots:
+            check_opened(f.fileno(), source, limits.roots)
         yield f
 
 

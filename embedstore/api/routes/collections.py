@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from embedstore.api.deps import StateDep
 from embedstore.api.media import drop_uploads
 from embedstore.api.schemas import CollectionCreate, CollectionOut, EncoderOut
+from embedstore.api.security import check_encoder_name
 
 router = APIRouter()
 
@@ -66,6 +67,7 @@ def list_collections(state: StateDep) -> list[CollectionOut]:
 )
 def create_collection(body: CollectionCreate, state: StateDep) -> CollectionOut:
     """Create a collection bound to an encoder (409 if it exists, unless ``exist_ok``)."""
+    check_encoder_name(body.encoder, state.settings)  # no server paths through encoder names
     coll = state.engine.create_collection(
         body.name, encoder=body.encoder, index_spec=body.index_spec, exist_ok=body.exist_ok
     )

@@ -80,9 +80,11 @@ async def add_items(name: str, request: Request, state: StateDep) -> AddResponse
 
 
 def _add_path(state: ApiState, name: str, body: AddPath) -> AddResponse:
-    path = confine_path(body.path, state.settings.root_list)
+    roots = state.settings.root_list
+    path = confine_path(body.path, roots)
     state.queries.check_modality(body.modality)
-    report = state.engine.index([path], name, modality=body.modality)
+    # every file the walk finds is checked against the roots too, not only the named path
+    report = state.engine.index([path], name, modality=body.modality, within=roots)
     ids: list[int] = []
     if path.is_file():
         ids = [_item_id(state, name, path)] if not report.failed else []
