@@ -7,11 +7,21 @@ import click
 from cli.common import as_dict, emit_json, emit_rows, get_engine, output_options
 
 
-def _create(ctx: click.Context, name: str, encoder: str | None, index_spec: str | None) -> None:
-    coll = get_engine(ctx).create_collection(name, encoder=encoder, index_spec=index_spec)
+def _create(
+    ctx: click.Context,
+    name: str,
+    encoder: str | None,
+    index_spec: str | None,
+    index_backend: str | None = None,
+) -> None:
+    coll = get_engine(ctx).create_collection(
+        name, encoder=encoder, index_spec=index_spec, index_backend=index_backend
+    )
     info = coll.info()
     click.echo(
-        f"created collection {info.name!r} (encoder {info.encoder}, dim {info.dim})", err=True
+        f"created collection {info.name!r} (encoder {info.encoder}, dim {info.dim}, "
+        f"index backend {info.index_backend})",
+        err=True,
     )
 
 
@@ -20,20 +30,33 @@ _spec_opt = click.option(
     "--index-spec",
     help="FAISS index_factory string, e.g. Flat, HNSW32, 'IVF256,Flat' (default auto).",
 )
+backend_opt = click.option(
+    "--index-backend",
+    type=click.Choice(["faiss", "pgvector"]),
+    help="faiss: index files (default); pgvector: HNSW in the PostgreSQL catalog (see docs/scale.md).",
+)
 
 
 @click.command()
 @click.argument("name")
 @_encoder_opt
 @_spec_opt
+@backend_opt
 @click.pass_context
-def init(ctx: click.Context, name: str, encoder: str | None, index_spec: str | None) -> None:
+def init(
+    ctx: click.Context,
+    name: str,
+    encoder: str | None,
+    index_spec: str | None,
+    index_backend: str | None,
+) -> None:
     """Create an empty collection bound to an encoder and an index spec.
 
     \b
         embedstore init photos --encoder imagebind_huge --index-spec HNSW32
+        embedstore init photos --index-backend pgvector   # PostgreSQL + pgvector catalog
     """
-    _create(ctx, name, encoder, index_spec)
+    _create(ctx, name, encoder, index_spec, index_backend)
 
 
 @click.group()
@@ -62,10 +85,17 @@ def show(ctx: click.Context, name: str) -> None:
 @click.argument("name")
 @_encoder_opt
 @_spec_opt
+@backend_opt
 @click.pass_context
-def create(ctx: click.Context, name: str, encoder: str | None, index_spec: str | None) -> None:
+def create(
+    ctx: click.Context,
+    name: str,
+    encoder: str | None,
+    index_spec: str | None,
+    index_backend: str | None,
+) -> None:
     """Create an empty collection (same as: embedstore init)."""
-    _create(ctx, name, encoder, index_spec)
+    _create(ctx, name, encoder, index_spec, index_backend)
 
 
 @collections.command()

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from cli.collections import backend_opt
 from cli.common import collection_option, emit_json, get_engine
 from embedstore.errors import InvalidInput
 
@@ -66,6 +67,26 @@ def parse_rules(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--workers", type=click.IntRange(0, 256), help="Decoding processes (0: inline).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.option(
+    "--caption",
+    "caption_model",
+    metavar="GENERATOR",
+    help="Then caption new pictures and videos with this generator (see: embedstore caption).",
+)
+@backend_opt
+@click.option(
+    "--engine",
+    "run_engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="ray: run as a Ray Data job (pip install 'embedstore[scale]'; see docs/scale.md).",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDRESS",
+    help="Ray cluster to run on (e.g. auto); default: start a local one (--engine ray).",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Progress bar on stderr (files/s, ETA); default: when stderr is a terminal.",
@@ -84,6 +105,10 @@ def index(
     batch_size: int | None,
     workers: int | None,
     as_json: bool,
+    caption_model: str | None,
+    index_backend: str | None,
+    run_engine: str,
+    ray_address: str | None,
     progress: bool | None,
 ) -> None:
     """Index images, audio, video, text and other media under PATH into a collection.
@@ -95,6 +120,7 @@ def index(
         embedstore index ~/Pictures -c photos
         embedstore index scans/ -c scans --modality depth
         embedstore index lib/ -c lib --rule 'scans/**=depth' --exclude '*.tmp' --prune
+        embedstore index /data -c big --index-backend pgvector --engine ray --ray-address auto
     """
     engine = get_engine(ctx)
     bar = _Progress(enabled=sys.stderr.isatty() if progress is None else progress)
@@ -111,6 +137,9 @@ def index(
             progress=bar,
             batch_size=batch_size,
             workers=workers,
+            index_backend=index_backend,
+            engine=run_engine,
+            ray_address=ray_address,
         )
     except KeyboardInterrupt:
         bar.close()
@@ -131,7 +160,13 @@ def index(
         f"{len(report.failed)} failed in {report.seconds:.1f}s",
         err=True,
     )
+    out = report.to_dict()
+    if caption_model:
+        from cli.caption import run_captions
+
+        captions = run_captions(ctx, collection, caption_model, None)
+        out["captions"] = captions.to_dict()
     if as_json:
-        emit_json(report.to_dict())
-    if report.failed:
+        emit_json(out)
+    if report.failed or (caption_model and captions.failed):
         ctx.exit(1)

@@ -19,6 +19,7 @@ from embedstore.errors import InvalidConfig
 
 Precision = Literal["fp32", "tf32", "bf16", "fp16"]
 GpuDecode = Literal["auto", "on", "off"]
+GeneratorPrecision = Literal["auto", "fp32", "bf16", "fp16"]
 Device = str  # "auto", "cpu", "cuda", "cuda:1"
 
 
@@ -44,6 +45,8 @@ class Settings(BaseSettings):
     batch_size: int = Field(32, ge=1, le=4096)
     workers: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) - 1), ge=0, le=256)
     index_spec: str = "auto"
+    # new collections' index backend: "faiss" (index files) or "pgvector" (PostgreSQL catalog)
+    index_backend: Literal["faiss", "pgvector"] = "faiss"
     # HTTP API
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -56,7 +59,12 @@ class Settings(BaseSettings):
     max_json_bytes: int = Field(1024 * 1024, ge=1)
     max_query_chars: int = Field(1000, ge=1)
     max_k: int = Field(1000, ge=1)
-    batch_wait_ms: float = Field(2.0, ge=0)
+    batch_wait_ms: float = Field(2.0, ge=0)  # only while the model is busy; idle: dispatch at once
+    request_timeout_s: float = Field(60.0, gt=0)  # a query without an answer by then gets a 504
+    # models: a failed encoder load is not retried for this long (each request gets its error)
+    encoder_retry_s: float = Field(60.0, ge=0)
+    # torch intra-op threads, set once per process (0: leave a core to each decode worker on CPU)
+    torch_threads: int = Field(0, ge=0, le=1024)
     # media decoding limits
     max_file_bytes: int = Field(2 * 1024 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(89_478_485, ge=1)
@@ -64,6 +72,19 @@ class Settings(BaseSettings):
     # JPEG decode + resize on the encoder's device (embedstore.modalities.gpu_decode): "auto" = on
     # CUDA only while the measured deviation passes the bar there, "on" = any device, "off" = never
     gpu_decode: GpuDecode = "auto"
+    # generators (captions, ask; the [llava] extra) and keyword/hybrid search
+    generator: str = "llava:llava-hf/llava-1.5-7b-hf"
+    generator_precision: GeneratorPrecision = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    generator_batch_size: int = Field(8, ge=1, le=256)
+    caption_prompt: str = "Describe this picture in one sentence."
+    caption_max_tokens: int = Field(48, ge=1, le=1024)
+    caption_frames: int = Field(3, ge=1, le=16)  # keyframes a video is captioned from
+    rrf_k: float = Field(60.0, gt=0)  # reciprocal rank fusion constant of hybrid search
+    hybrid_candidates: int = Field(50, ge=1)  # hits each side of a hybrid search contributes
+    ask_max_images: int = Field(4, ge=0, le=64)
+    ask_max_prompt_tokens: int = Field(3072, ge=16)
+    ask_max_answer_tokens: int = Field(256, ge=1)
+    ask_timeout_s: float = Field(120.0, gt=0)
 
     @field_validator("data_dir", "weights_dir", "weights_path", mode="after")
     @classmethod

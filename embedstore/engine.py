@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,17 +12,18 @@ import numpy as np
 
 from embedstore.config import Settings, load_settings
 from embedstore.errors import (
+    Conflict,
     EncoderMismatch,
     InvalidInput,
     InvalidQuery,
     UnsupportedMediaType,
     UnsupportedModality,
 )
-from embedstore.modalities.sources import DecodeLimits
 from embedstore.types import IndexReport, SearchResult
 
 if TYPE_CHECKING:
     from embedstore.encoders import Encoder
+    from embedstore.generators import Generator
     from embedstore.store import Collection, Store
 
 ProgressCallback = Callable[[int, int], None]
@@ -35,7 +37,11 @@ class Engine:
         self.settings = settings if settings is not None else load_settings()
         self._store = store
         self._encoders: dict[str, Encoder] = {}
-        self._lock = threading.RLock()
+        self._generators: dict[str, Generator] = {}
+        self._lock = threading.RLock()  # the store; never held while an encoder loads
+        self._encoders_lock = threading.Lock()  # the encoder dicts below, held only briefly
+        self._load_locks: dict[str, threading.Lock] = {}  # one per encoder name, held while loading
+        self._failed: dict[str, tuple[float, BaseException]] = {}  # name -> (when, load error)
         self._encode_lock = threading.Lock()
         self.encoded_items = 0
         """How many items went through a model since this engine was made (tests, benchmarks)."""
@@ -52,26 +58,82 @@ class Engine:
             return self._store
 
     def encoder(self, name: str | None = None) -> Encoder:
-        """The encoder called ``name`` (default: the configured one), created once and cached."""
-        name = name or self.settings.encoder
-        with self._lock:
-            if name not in self._encoders:
-                from embedstore.encoders import create_encoder
+        """The encoder called ``name`` (default: the configured one), created once and cached.
 
-                s = self.settings
-                self._encoders[name] = create_encoder(
+        Each name loads under its own lock, outside the store's, so a model being downloaded or
+        loaded holds up only the requests that need that model. A failed load is remembered for
+        ``encoder_retry_s`` seconds: until then every call raises the same error at once.
+        """
+        name = name or self.settings.encoder
+        enc = self._encoders.get(name)
+        if enc is not None:
+            return enc
+        with self._encoders_lock:
+            load_lock = self._load_locks.setdefault(name, threading.Lock())
+        with load_lock:
+            enc = self._encoders.get(name)
+            if enc is not None:
+                return enc
+            self._raise_recent_failure(name)
+            try:
+                enc = self._create_encoder(name)
+            except Exception as e:
+                with self._encoders_lock:
+                    self._failed[name] = (time.monotonic(), e)
+                raise
+            with self._encoders_lock:
+                self._failed.pop(name, None)
+                self._encoders[name] = enc
+            return enc
+
+    def _raise_recent_failure(self, name: str) -> None:
+        with self._encoders_lock:
+            failed = self._failed.get(name)
+            if failed is None:
+                return
+            when, error = failed
+            if time.monotonic() - when >= self.settings.encoder_retry_s:
+                del self._failed[name]
+                return
+        raise error
+
+    def _create_encoder(self, name: str) -> Encoder:
+        from embedstore.encoders import create_encoder
+        from embedstore.runtime import configure_threads
+
+        s = self.settings
+        configure_threads(s)  # once per process, before the first model runs
+        return create_encoder(
+            name,
+            device=s.resolved_device(),
+            precision=s.precision,
+            weights_path=s.weights_path if name == s.encoder else None,
+            weights_dir=s.resolved_weights_dir,
+        )
+
+    def generator(self, name: str | None = None) -> Generator:
+        """The (cached) captioning / answering model ``name`` (default: the ``generator`` setting)."""
+        name = name or self.settings.generator
+        with self._lock:
+            if name not in self._generators:
+                from embedstore.generators import create_generator
+
+                self._generators[name] = create_generator(
                     name,
-                    device=s.resolved_device(),
-                    precision=s.precision,
-                    weights_path=s.weights_path if name == s.encoder else None,
-                    weights_dir=s.resolved_weights_dir,
+                    device=self.settings.resolved_device(),
+                    precision=self.settings.generator_precision,
                 )
-            return self._encoders[name]
+            return self._generators[name]
 
     def use_encoder(self, encoder: Encoder) -> None:
         """Serve ``encoder`` under its name from now on (a model built in code, not from weights)."""
-        with self._lock:
+        with self._encoders_lock:
+            self._failed.pop(encoder.name, None)
             self._encoders[encoder.name] = encoder
+
+    def model_busy(self) -> bool:
+        """Whether a model call is running now (a query batch or an indexing batch)."""
+        return self._encode_lock.locked()
 
     def encode(self, encoder: Encoder, modality: str, batch: Any) -> np.ndarray:
         """Embed one stacked batch with ``encoder``; the one place model work happens."""
@@ -81,12 +143,21 @@ class Engine:
         return np.ascontiguousarray(out, dtype=np.float32)
 
     def close(self) -> None:
-        """Release the store (engine pools, open index files)."""
+        """Release the store (index files saved, database and row-cache connections closed) and
+        drop the cached encoders, so that their memory (GPU memory too) can be freed."""
         with self._lock:
             close = getattr(self._store, "close", None)
             if callable(close):
                 close()
             self._store = None
+        with self._encoders_lock:
+            devices = {str(getattr(e, "device", "cpu")) for e in self._encoders.values()}
+            self._encoders.clear()
+            self._failed.clear()
+        if any(d.startswith("cuda") for d in devices):
+            import torch
+
+            torch.cuda.empty_cache()
 
     # -- collections -----------------------------------------------------------------------------
     def collection(self, name: str) -> Collection:
@@ -99,8 +170,12 @@ class Engine:
         encoder: str | None = None,
         index_spec: str | None = None,
         exist_ok: bool = False,
+        index_backend: str | None = None,
     ) -> Collection:
-        """Create a collection bound to ``encoder`` (checked against the registry, not loaded)."""
+        """Create a collection bound to ``encoder`` (checked against the registry, not loaded).
+
+        ``index_backend``: ``faiss`` or ``pgvector`` (default: the ``index_backend`` setting).
+        """
         from embedstore.encoders import get_encoder_info
 
         info = get_encoder_info(encoder or self.settings.encoder)
@@ -110,14 +185,16 @@ class Engine:
             info.dim,
             index_spec=index_spec or self.settings.index_spec,
             exist_ok=exist_ok,
+            index_backend=index_backend or self.settings.index_backend,
         )
         if exist_ok:
             self._check_encoder(coll, info.name)
         return coll
 
     def collection_encoder(self, coll: Collection) -> Encoder:
-        """The (cached) encoder a collection was built with."""
-        return self.encoder(coll.info().encoder)
+        """The (cached) encoder a collection was built with (from the collection's row: no
+        ``Collection.info()``, which counts the collection's rows)."""
+        return self.encoder(coll.encoder)
 
     @staticmethod
     def _check_encoder(coll: Collection, encoder: str | None) -> None:
@@ -144,18 +221,37 @@ class Engine:
         progress: ProgressCallback | None = None,
         batch_size: int | None = None,
         workers: int | None = None,
+        index_backend: str | None = None,
+        engine: str = "local",
+        ray_address: str | None = None,
         within: Iterable[Path | str] | None = None,
     ) -> IndexReport:
-        """Index files and folders into ``collection`` (created with ``encoder`` if missing)."""
+        """Index files and folders into ``collection`` (created with ``encoder`` if missing).
+
+        ``engine="ray"`` runs the same incremental indexing as a Ray Data job
+        (:mod:`embedstore.ingest.ray_job`, ``pip install 'embedstore[scale]'``) on the cluster
+        at ``ray_address`` (None: a local one).
+        """
         from embedstore.errors import CollectionNotFound
         from embedstore.ingest import IndexOptions, index_paths
         from embedstore.modalities.gpu_decode import decode_device
+        from embedstore.modalities.sources import DecodeLimits
 
         try:
             coll = self.collection(collection)
         except CollectionNotFound:
-            coll = self.create_collection(collection, encoder=encoder, exist_ok=True)
+            coll = self.create_collection(
+                collection, encoder=encoder, exist_ok=True, index_backend=index_backend
+            )
         self._check_encoder(coll, encoder)
+        if index_backend and index_backend != coll.index_backend:
+            raise Conflict(
+                f"Collection {collection!r} uses index backend {coll.index_backend!r}, "
+                f"not {index_backend!r}",
+                field="index_backend",
+            )
+        if engine not in ("local", "ray"):
+            raise InvalidInput(f"Unknown engine {engine!r} (use local or ray)", field="engine")
         options = IndexOptions(
             modality=modality,
             rules=dict(modality_rules or {}),
@@ -169,7 +265,22 @@ class Engine:
             decode_device=decode_device(self.settings.gpu_decode, self.settings.resolved_device()),
             within=tuple(str(w) for w in within or ()),  # files outside are skipped, reported
         )
-        return index_paths(self, coll, [Path(p) for p in paths], options, progress=progress)
+        if engine == "ray":
+            from embedstore.ingest.ray_job import index_paths_ray
+
+            report = index_paths_ray(
+                self,
+                coll,
+                [Path(p) for p in paths],
+                options,
+                address=ray_address,
+                progress=progress,
+            )
+        else:
+            report = index_paths(self, coll, [Path(p) for p in paths], options, progress=progress)
+        if coll.index_backend == "pgvector":
+            coll.flush()  # loaded without a live graph: build the HNSW index now, if due
+        return report
 
     # -- queries ---------------------------------------------------------------------------------
     def embed_query(
@@ -211,8 +322,13 @@ class Engine:
         modalities: Iterable[str] | None = None,
         where: dict[str, Any] | None = None,
         offset: int = 0,
+        mode: str = "vector",
     ) -> list[SearchResult]:
-        """Search by exactly one of text, file, raw data, vector or a stored item."""
+        """Search by exactly one of text, file, raw data, vector or a stored item.
+
+        ``mode`` ``keyword`` or ``hybrid`` (text queries only) ranks by the words of captions,
+        text items and searchable fields, alone or fused with the vector ranking.
+        """
         given = [x is not None for x in (text, file, data, vector, item_id)]
         if sum(given) != 1:
             raise InvalidQuery("Give exactly one of text, file, data, vector or item_id")
@@ -220,6 +336,16 @@ class Engine:
             raise InvalidQuery(f"k must be at least 1, got {k}", field="k")
         coll = self.collection(collection)
         mods = sorted(set(modalities)) if modalities else None
+        if mode != "vector":
+            from embedstore.hybrid import check_mode, text_search
+
+            if text is None:
+                raise InvalidQuery(
+                    f"Search mode {check_mode(mode)!r} needs a text query", field="mode"
+                )
+            return text_search(
+                self, coll, text, mode, k=k, offset=offset, modalities=mods, where=where
+            )
         if item_id is not None:
             iid = item_id if isinstance(item_id, int) else coll.get_item(item_id).id
             return coll.similar_to(iid, k, modalities=mods, where=where, offset=offset)
@@ -275,3 +401,33 @@ class Engine:
         else:
             coll.reindex(index_spec)
         return self.collection(collection).info()
+
+    # -- generators: captions and answers --------------------------------------------------------
+    def caption(
+        self,
+        collection: str,
+        model: str | None = None,
+        *,
+        where: dict[str, Any] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Any:
+        """Caption the pictures and videos ``model`` has not captioned yet (a ``CaptionReport``)."""
+        from embedstore.captioning import caption_collection
+
+        return caption_collection(self, collection, model, where=where, progress=progress)
+
+    def ask(
+        self,
+        collection: str,
+        question: str,
+        *,
+        k: int = 4,
+        modalities: Iterable[str] | None = None,
+        mode: str = "hybrid",
+        model: str | None = None,
+    ) -> Any:
+        """Answer ``question`` from the best ``k`` items (an ``Answer``: text and cited items)."""
+        from embedstore.ask import ask
+
+        mods = sorted(set(modalities)) if modalities else None
+        return ask(self, collection, question, k=k, modalities=mods, mode=mode, model=model)

@@ -11,10 +11,12 @@ from sqlalchemy import func, select, update
 
 import indexers
 from embedstore.errors import DimensionMismatch, InvalidInput, InvalidQuery, ItemNotFound
+from embedstore.store import keyword, writes
 from embedstore.store import search as _search
-from embedstore.store import writes
+from embedstore.store.captions import Caption, write_captions
 from embedstore.store.filters import Filter
 from embedstore.store.indexes import EarlyAdd, IndexSet
+from embedstore.store.pgvector import PgVectorIndexSet
 from embedstore.store.schema import writer
 from embedstore.store.tables import collections, from_blobs, items, vectors
 from embedstore.store.types import CollectionInfo, FileState, ItemInfo, NewItem, NewVector
@@ -30,7 +32,9 @@ CHUNK = 500
 class Collection:
     """The API of one collection: add, remove, search, list, reindex."""
 
-    def __init__(self, store: Store, row: Mapping[str, Any], index_set: IndexSet) -> None:
+    def __init__(
+        self, store: Store, row: Mapping[str, Any], index_set: IndexSet | PgVectorIndexSet
+    ) -> None:
         self.store = store
         self.id: int = row["id"]
         self.name: str = row["name"]
@@ -39,7 +43,8 @@ class Collection:
         self.dim: int = row["dim"]
         self.index_spec: str = row["index_spec"]
         self.created_at = row["created_at"]
-        self.indexes = index_set
+        self.index_backend: str = row.get("index_backend") or "faiss"
+        self.indexes: Any = index_set  # IndexSet (faiss) or PgVectorIndexSet (pgvector)
 
     def __repr__(self) -> str:
         return f"Collection({self.name!r}, encoder={self.encoder!r}, dim={self.dim})"
@@ -73,6 +78,7 @@ class Collection:
             dim=self.dim,
             index_spec=self.index_spec,
             created_at=self.created_at,
+            index_backend=self.index_backend,
             items=int(sum(by_status.values())),
             vectors=int(sum(by_modality.values())),
             by_modality={k: int(v) for k, v in by_modality.items()},
@@ -193,6 +199,7 @@ class Collection:
             return []
         x = writes.validate_items(new_items, self.dim)
         mods = writes.vector_modalities(new_items)
+        bodies = keyword.prepare(new_items, self.text_fields())
         w = writes.Written()
         with self.indexes.lock:
             early = None
@@ -203,7 +210,11 @@ class Collection:
                     parts = writes.split_by_modality(mods, vids, x)
                     early = self.indexes.start_add(w.prev, parts)  # overlaps the inserts below
                     ids = writes.upsert_items(conn, self.id, new_items, w)
-                    writes.insert_vectors(conn, self.id, new_items, ids, x, vids)
+                    emb = getattr(self.indexes, "embedding_values", None)  # pgvector's column
+                    writes.insert_vectors(
+                        conn, self.id, new_items, ids, x, vids, emb(conn, x) if emb else None
+                    )
+                    keyword.write_bodies(conn, self.id, ids, bodies)
                     w.adds = parts
                     w.top = writes.top_seq(conn, self.id)
             except BaseException:
@@ -267,6 +278,56 @@ class Collection:
             self._after_write(w)
         return n
 
+    def set_captions(self, captions: Sequence[Caption]) -> int:
+        """Store captions with their text vectors and keyword bodies in one transaction.
+
+        Each replaces the item's previous caption (and its ``text`` vector); returns how many
+        were stored (items deleted meanwhile are left out).
+        """
+        if not captions:
+            return 0
+        x = writes.validate_items(
+            [
+                NewItem(f"item {c.item_id}", "text", vectors=[NewVector("text", c.vector)])
+                for c in captions
+            ],
+            self.dim,
+        )
+        w = writes.Written()
+        with self.indexes.lock:
+            with writer(self._engine).begin() as conn:
+                w.prev = writes.begin_write(conn, self.id)
+                emb = getattr(self.indexes, "embedding_values", None)  # pgvector's column
+                n = write_captions(conn, self.id, captions, x, w, emb)
+                w.top = writes.top_seq(conn, self.id)
+            self._after_write(w)
+        return n
+
+    def text_fields(self) -> list[str]:
+        """The user metadata fields this collection declared searchable by keyword."""
+        with self._engine.connect() as conn:
+            return keyword.fields_of(conn, self.id)
+
+    def set_text_fields(self, fields: Sequence[str]) -> int:
+        """Declare the metadata fields keyword search covers; rebuilds the bodies (returns how many)."""
+        names = list(dict.fromkeys(str(f).strip() for f in fields if str(f).strip()))
+        for name in names:
+            if name in ("caption", "caption_model"):
+                raise InvalidInput(
+                    f"{name!r} is searchable already; declare user fields", field="fields"
+                )
+        with self.indexes.lock, writer(self._engine).begin() as conn:
+            conn.execute(
+                keyword.collection_text.delete().where(
+                    keyword.collection_text.c.collection_id == self.id
+                )
+            )
+            if names:
+                conn.execute(
+                    keyword.collection_text.insert().values(collection_id=self.id, fields=names)
+                )
+            return keyword.rebuild(conn, self.id, names)
+
     def _after_write(self, w: writes.Written, early: EarlyAdd | None = None) -> None:
         try:
             self.indexes.apply_written(w, early)
@@ -289,7 +350,31 @@ class Collection:
         """Best ``k`` items per query vector (after ``offset``), restricted by ``modalities``/``where``."""
         q = self._queries(queries)
         flt, mods = self._search_args(k, offset, modalities, where)
+        if isinstance(self.indexes, PgVectorIndexSet):
+            return self.indexes.search(q, k, offset, mods, flt)
         return _search.search(self.indexes, self._engine, q, k, offset, mods, flt)
+
+    def keyword_search(
+        self,
+        text: str,
+        k: int = 10,
+        *,
+        modalities: Sequence[str] | None = None,
+        where: Mapping[str, Any] | None = None,
+        offset: int = 0,
+    ) -> list[SearchResult]:
+        """Items whose caption, text or searchable fields match words of ``text`` (BM25 order).
+
+        ``modalities`` here restricts the items' own modality (a captioned picture is ``vision``).
+        """
+        if k < 1 or offset < 0:
+            raise InvalidQuery(
+                f"k must be >= 1 and offset >= 0 (got k={k}, offset={offset})", field="k"
+            )
+        for m in modalities or ():
+            writes.check_modality(m, "modalities")
+        flt = Filter.parse(where)
+        return keyword.search(self._engine, self.id, text, k, offset, flt, modalities)
 
     def similar_to(
         self,
@@ -307,6 +392,8 @@ class Collection:
         mean = np.asarray(np.mean([v.vector for v in vecs], axis=0), dtype=np.float32)
         mean /= max(float(np.linalg.norm(mean)), 1e-12)
         flt, mods = self._search_args(k, offset, modalities, where)
+        if isinstance(self.indexes, PgVectorIndexSet):
+            return self.indexes.search(mean[None], k, offset, mods, flt, exclude=item_id)[0]
         return _search.search(
             self.indexes, self._engine, mean[None], k, offset, mods, flt, exclude=item_id
         )[0]
@@ -317,6 +404,8 @@ class Collection:
         """Low-level: (scores, vector ids) of one modality's index, no database round trip."""
         q = self._queries(queries)
         self.indexes.refresh()
+        if isinstance(self.indexes, PgVectorIndexSet):
+            return self.indexes.raw_search(q, k, modality)
         return _search.raw_search(self.indexes, q, k, [modality])
 
     def _queries(self, queries: np.ndarray) -> np.ndarray:
@@ -341,6 +430,8 @@ class Collection:
         flt = Filter.parse(where)
         self.indexes.refresh()
         if not modalities:
+            if isinstance(self.indexes, PgVectorIndexSet):
+                return flt, []  # read from the catalog by each search: no stale list
             return flt, sorted(self.indexes.indexes)  # names the store made: already checked
         mods = list(modalities)
         for m in mods:
@@ -351,6 +442,9 @@ class Collection:
     def reindex(self, index_spec: str | None = None) -> None:
         """Rebuild every modality's index (optionally with a new spec) beside the old, then swap."""
         spec = index_spec or self.index_spec
+        if isinstance(self.indexes, PgVectorIndexSet):  # HNSW in the catalog: rebuilt in place
+            self.indexes.reindex()
+            return
         try:
             indexers.validate_spec(spec, self.dim)
         except indexers.InvalidSpec as e:

@@ -16,10 +16,13 @@ import indexers
 from embedstore.errors import (
     CollectionExists,
     CollectionNotFound,
+    Conflict,
     DimensionMismatch,
     EncoderMismatch,
     InvalidInput,
 )
+from embedstore.store import pgvector
+from embedstore.store import search as _search
 from embedstore.store.collection import Collection
 from embedstore.store.indexes import IndexSet
 from embedstore.store.schema import make_engine, migrate, writer
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+BACKENDS = ("faiss", "pgvector")
 
 
 class Store:
@@ -42,7 +46,13 @@ class Store:
         self.engine = make_engine(url)
         migrate(self.engine)
         self._lock = threading.RLock()
-        self._sets: dict[int, IndexSet] = {}
+        self._sets: dict[int, IndexSet | pgvector.PgVectorIndexSet] = {}
+        # name -> (data_version, collections row): the row lookup of every query, re-read as
+        # soon as any connection commits (SQLite files only; PostgreSQL reads the row each time)
+        self._rows: dict[str, tuple[int, Any]] = {}
+        self._cache_rows = self.engine.dialect.name == "sqlite" and (
+            self.engine.url.database or ":memory:"
+        ) not in (":memory:", "")
 
     @classmethod
     def open(cls, settings: Settings) -> Store:
@@ -66,6 +76,8 @@ class Store:
                         "could not save the index of collection %s", index_set.collection_id
                     )
             self._sets.clear()
+            self._rows.clear()
+        _search.close_row_cache(self.engine)
         self.engine.dispose()
 
     # -- collections ---------------------------------------------------------------------------
@@ -78,8 +90,13 @@ class Store:
         encoder_version: str = "",
         index_spec: str = "auto",
         exist_ok: bool = False,
+        index_backend: str = "faiss",
     ) -> Collection:
-        """Create a collection (or, with ``exist_ok``, return the matching existing one)."""
+        """Create a collection (or, with ``exist_ok``, return the matching existing one).
+
+        ``index_backend``: ``faiss`` (index files, the default) or ``pgvector`` (HNSW in a
+        PostgreSQL catalog with pgvector 0.8+, see :mod:`embedstore.store.pgvector`).
+        """
         if not isinstance(name, str) or not NAME_RE.match(name):
             raise InvalidInput(
                 f"Invalid collection name {name!r}: use letters, digits, '_', '.' or '-' (max 128)",
@@ -93,6 +110,14 @@ class Store:
             indexers.validate_spec(index_spec, dim)
         except indexers.InvalidSpec as e:
             raise InvalidInput(f"Invalid index spec: {e}", field="index_spec") from e
+        if index_backend not in BACKENDS:
+            raise InvalidInput(
+                f"Unknown index backend {index_backend!r} (use {' or '.join(BACKENDS)})",
+                field="index_backend",
+            )
+        if index_backend == "pgvector":
+            pgvector.check_collection(dim)
+            pgvector.ensure_schema(self.engine)
         row = self._row(name)
         if row is None:
             try:
@@ -105,6 +130,7 @@ class Store:
                             dim=dim,
                             index_spec=index_spec,
                             created_at=utcnow(),
+                            index_backend=index_backend,
                         )
                     )
                 return self.collection(name)
@@ -125,6 +151,12 @@ class Store:
             raise DimensionMismatch(
                 f"Collection {name!r} has dimension {row['dim']}, not {dim}", field="dim"
             )
+        if index_backend != "faiss" and row["index_backend"] != index_backend:
+            raise Conflict(
+                f"Collection {name!r} uses index backend {row['index_backend']!r}, "
+                f"not {index_backend!r}",
+                field="index_backend",
+            )
         return self.collection(name)
 
     def _row(self, name: str) -> Any:
@@ -135,9 +167,22 @@ class Store:
                 .first()
             )
 
+    def _current_row(self, name: str) -> Any:
+        """``_row(name)``, served from ``_rows`` while SQLite's data_version is unchanged."""
+        if not self._cache_rows:
+            return self._row(name)
+        version = _search.row_cache(self.engine).data_version()  # read before the row
+        hit = self._rows.get(name)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        row = self._row(name)
+        if row is not None:
+            self._rows[name] = (version, row)
+        return row
+
     def collection(self, name: str) -> Collection:
         """The collection ``name``; CollectionNotFound says how to create it."""
-        row = self._row(name)
+        row = self._current_row(name)
         if row is None:
             raise CollectionNotFound(
                 f"Collection {name!r} does not exist; create it with: embedstore index PATH -c {name}"
@@ -145,9 +190,14 @@ class Store:
         with self._lock:
             index_set = self._sets.get(row["id"])
             if index_set is None:
-                index_set = IndexSet(
-                    self.engine, row["id"], row["dim"], row["index_spec"], self.index_dir
-                )
+                if row["index_backend"] == "pgvector":
+                    index_set = pgvector.PgVectorIndexSet(
+                        self.engine, row["id"], row["dim"], row["index_spec"]
+                    )
+                else:
+                    index_set = IndexSet(
+                        self.engine, row["id"], row["dim"], row["index_spec"], self.index_dir
+                    )
                 index_set.open()
                 self._sets[row["id"]] = index_set
         return Collection(self, row, index_set)
@@ -187,6 +237,7 @@ class Store:
                 vectors=sum(by_mod.get(r["id"], {}).values()),
                 by_modality=by_mod.get(r["id"], {}),
                 failed=int(failed.get(r["id"], 0)),
+                index_backend=r["index_backend"],
             )
             for r in rows
         ]
@@ -211,4 +262,6 @@ class Store:
                 for table in (changes, vectors, items):
                     conn.execute(delete(table).where(table.c.collection_id == cid))
                 conn.execute(delete(collections).where(collections.c.id == cid))
+            if row["index_backend"] == "pgvector":
+                pgvector.drop_indexes(self.engine, cid)
             shutil.rmtree(self.index_dir / str(cid), ignore_errors=True)

@@ -45,6 +45,9 @@ collections = Table(
     Column("dim", Integer, nullable=False),
     Column("index_spec", String(255), nullable=False, default="auto"),
     Column("created_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    # "faiss" (index files per process) or "pgvector" (HNSW in the catalog; store/pgvector.py)
+    Column("index_backend", String(16), nullable=False, default="faiss", server_default="faiss"),
+    Column("index_params", Json),  # backend state, e.g. pgvector's tuned ef_search per modality
     sqlite_autoincrement=True,
 )
 

@@ -47,6 +47,7 @@ class CollectionInfo:
     vectors: int = 0
     by_modality: dict[str, int] = field(default_factory=dict)
     failed: int = 0
+    index_backend: str = "faiss"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
@@ -61,6 +62,7 @@ class CollectionInfo:
             "vectors": self.vectors,
             "by_modality": dict(self.by_modality),
             "failed": self.failed,
+            "index_backend": self.index_backend,
         }
 
 

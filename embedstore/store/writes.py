@@ -281,10 +281,12 @@ def insert_vectors(
     item_ids: Sequence[int],
     x: np.ndarray,
     vids: np.ndarray,
+    embeddings: Sequence[Any] | None = None,
 ) -> None:
     """Insert every item's vectors (rows of ``x`` in order) and log their ``add`` changes.
 
-    ``vids`` come from ``allocate_ids`` earlier in the same transaction.
+    ``vids`` come from ``allocate_ids`` earlier in the same transaction; ``embeddings`` (one
+    value per row, the pgvector backend's ``embedding`` column) go into the same rows.
     """
     if not len(x):
         return
@@ -310,6 +312,9 @@ def insert_vectors(
             )
             j += 1
     cols = "id, collection_id, item_id, modality, segment, start_s, end_s, vector"
+    if embeddings is not None:
+        rows = [(*row, e) for row, e in zip(rows, embeddings)]
+        cols += ", embedding"
     driver_insert(conn, "vectors", cols, rows)
     sel = select(literal(collection_id), vectors.c.modality, literal(OP_ADD), vectors.c.id).where(
         vectors.c.collection_id == collection_id,
