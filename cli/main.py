@@ -133,3 +133,5 @@ cli.add_command(encoders)
 cli.add_command(collections)
 cli.add_lazy_command("bench", "cli.bench:bench")  # type: ignore[attr-defined]
 cli.add_lazy_command("bind", "cli.bind:bind")  # type: ignore[attr-defined]
+cli.add_lazy_command("caption", "cli.caption:caption")  # type: ignore[attr-defined]
+cli.add_lazy_command("ask", "cli.ask:ask")  # type: ignore[attr-defined]

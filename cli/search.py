@@ -46,6 +46,13 @@ k_option = click.option("-k", "--limit", "k", default=10, show_default=True, typ
 @where_option
 @k_option
 @click.option("--offset", default=0, type=click.IntRange(0), help="Skip this many hits.")
+@click.option(
+    "--mode",
+    type=click.Choice(["vector", "keyword", "hybrid"]),
+    default="vector",
+    show_default=True,
+    help="keyword: words of captions, text items and searchable fields; hybrid: both, fused.",
+)
 @output_options
 @click.pass_context
 def search(
@@ -58,6 +65,7 @@ def search(
     where: tuple[str, ...],
     k: int,
     offset: int,
+    mode: str,
     fmt: str,
 ) -> None:
     """Search a collection by text (default) or by a file of any modality.
@@ -68,9 +76,12 @@ def search(
         embedstore search --file bark.wav -c media --in vision
         embedstore search --file scan.png --modality depth -c media
         embedstore search "cat" -c media --where ext=.png --where 'size>=1000'
+        embedstore search "red bicycle" -c media --mode hybrid
     """
     if (query is None) == (file is None):
         raise click.UsageError("Give a text QUERY or --file PATH (exactly one).")
+    if mode != "vector" and query is None:
+        raise click.UsageError(f"--mode {mode} searches by text: give a QUERY, not --file.")
     engine = get_engine(ctx)
     hits = engine.search(
         collection,
@@ -81,6 +92,7 @@ def search(
         modalities=parse_modalities(targets),
         where=parse_where(where),
         offset=offset,
+        mode=mode,
     )
     emit_hits(hits, fmt)
 

@@ -116,6 +116,10 @@ class UnknownModality(InvalidInput):
     """No registered modality of that name."""
 
 
+class UnknownGenerator(InvalidInput):
+    """No registered generator (captioning / answering model) of that name."""
+
+
 class UnsupportedModality(InvalidInput):
     """The encoder cannot embed this modality."""
 

@@ -22,7 +22,7 @@ from embedstore.api.docs import DOCS_URLS, mount_docs
 from embedstore.api.limits import BodyLimitMiddleware
 from embedstore.api.metrics import Metrics, MetricsMiddleware
 from embedstore.api.queries import QueryService
-from embedstore.api.routes import collections, items, search, system
+from embedstore.api.routes import ask, collections, items, search, system
 from embedstore.api.routes.page import mount_page
 from embedstore.api.security import check_auth_config, require_api_key
 from embedstore.config import Settings, load_settings
@@ -131,7 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mount_docs(app, auth)
     app.include_router(system.router)
     app.include_router(system.metrics_router, dependencies=auth)
-    for module in (collections, items, search):
+    for module in (collections, items, search, ask):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=auth)
         state.metrics.add_routes(module.router.routes, API_PREFIX)
     mount_page(app)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Where = dict[str, Any]
+SearchMode = Literal["vector", "keyword", "hybrid"]
 
 
 class SearchRequest(BaseModel):
@@ -27,6 +28,25 @@ class SearchRequest(BaseModel):
     offset: int = Field(0, ge=0, le=2**31, description="Skip this many hits (pagination).")
     modalities: list[str] | None = Field(None, description="Only hits of these modalities.")
     where: Where | None = Field(None, description="Metadata filter, e.g. {'year': {'gte': 2020}}.")
+    mode: SearchMode = Field(
+        "vector",
+        description="vector, keyword (captions, text items, searchable fields) or hybrid "
+        "(both, fused by reciprocal rank); keyword and hybrid take 'text'.",
+    )
+
+
+class AskRequest(BaseModel):
+    """A question answered from the collection's best matches."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(..., min_length=1, description="The question, also the search query.")
+    k: int = Field(4, ge=1, le=2**31, description="Items to retrieve (at most the server's max_k).")
+    modalities: list[str] | None = Field(None, description="Only items of these modalities.")
+    mode: SearchMode = Field("hybrid", description="How the question retrieves items.")
+    model: str | None = Field(
+        None, description="Generator; default and allowed: the server's 'generator' setting."
+    )
 
 
 class SearchForm(BaseModel):
