@@ -14,6 +14,7 @@ from embedstore.errors import InvalidInput
 # The built-in modalities: importing a module registers it. One line per modality.
 from embedstore.modalities import audio, depth, imu, text, thermal, video, vision  # noqa: E402,F401,I001  # noqa: E402,F401,I001
 from embedstore.modalities.parallel import DecodeTask, decode_many
+from embedstore.modalities.recipes import DEFAULT_RECIPE, list_recipes, recipe_loader
 from embedstore.modalities.registry import (
     Modality,
     get_modality,
@@ -26,10 +27,21 @@ from embedstore.modalities.video import VideoItem
 
 
 def load(
-    modality: str, source: Source, *, limits: DecodeLimits | None = None, **options: Any
+    modality: str,
+    source: Source,
+    *,
+    limits: DecodeLimits | None = None,
+    recipe: str | None = None,
+    **options: Any,
 ) -> Any:
-    """Decode and preprocess one item of ``modality`` from a path, bytes or (text) a ``str``."""
+    """Decode and preprocess one item of ``modality`` from a path, bytes or (text) a ``str``.
+
+    ``recipe`` picks whose official preprocessing to reproduce: ``imagebind`` (the default) or an
+    encoder family's own (``languagebind``).
+    """
     spec = get_modality(modality)
+    if recipe not in (None, DEFAULT_RECIPE):
+        spec = Modality(modality, recipe_loader(recipe, modality), spec.extensions)
     _check_options(spec, options, source)
     with decoding(source, modality):
         return spec.load(source, limits or DEFAULT_LIMITS, **options)
@@ -59,6 +71,7 @@ __all__ = [
     "get_modality",
     "guess_modality",
     "list_modalities",
+    "list_recipes",
     "load",
     "register_modality",
 ]

@@ -1,0 +1,45 @@
+"""Preprocessing recipes: which family's official transforms the loaders reproduce.
+
+``imagebind`` is the default (the modules of this package). Another family registers its loaders
+per modality under its recipe name; its module is imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from embedstore.errors import InvalidConfig, UnsupportedModality
+from embedstore.modalities.registry import Loader
+
+DEFAULT_RECIPE = "imagebind"
+_RECIPES: dict[str, dict[str, Loader]] = {}
+_LAZY: dict[str, str] = {"languagebind": "embedstore.modalities.languagebind"}
+
+
+def register_recipe(recipe: str, modality: str, loader: Loader) -> None:
+    """Use ``loader(source, limits, **options)`` for ``modality`` under ``recipe``."""
+    _RECIPES.setdefault(recipe, {})[modality] = loader
+
+
+def list_recipes() -> list[str]:
+    """Every known recipe name, the default included."""
+    return sorted({DEFAULT_RECIPE, *_RECIPES, *_LAZY})
+
+
+def recipe_loader(recipe: str, modality: str) -> Loader:
+    """The loader of ``modality`` under ``recipe``; errors name what is known."""
+    if recipe not in _RECIPES and recipe in _LAZY:
+        importlib.import_module(_LAZY[recipe])
+    if recipe not in _RECIPES:
+        raise InvalidConfig(
+            f"Unknown preprocessing recipe {recipe!r}; known: {', '.join(list_recipes())}",
+            field="recipe",
+        )
+    loaders = _RECIPES[recipe]
+    if modality not in loaders:
+        raise UnsupportedModality(
+            f"The {recipe} recipe has no {modality!r} preprocessing; it has "
+            f"{', '.join(sorted(loaders))}",
+            field="modality",
+        )
+    return loaders[modality]
