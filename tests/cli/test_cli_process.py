@@ -17,6 +17,7 @@ import pytest
 from ingest_media import many_images
 
 ROOT = Path(__file__).resolve().parents[2]
+GATED_CLI = Path(__file__).resolve().parent / "gated_cli.py"
 
 
 def run_cli(*args: object, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -68,54 +69,52 @@ def _committed(data_dir: Path) -> int:
         return 0
 
 
-def _interrupt_after(
-    args: list[str], env: dict[str, str], data_dir: Path, at_least: int, sig: int
-) -> subprocess.Popen[bytes]:
-    """Start ``embedstore index``, wait until ``at_least`` items are committed, send ``sig``."""
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def _interrupt_at_gate(
+    args: list[str], env: dict[str, str], data_dir: Path, at: int, sig: int
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Run ``embedstore index`` paused after ``at`` queued items (gated_cli.py); signal it there.
+
+    The run waits at the gate until it gets ``sig``, so it cannot finish first on a fast machine,
+    and the test waits for the gate and for ``at`` new commits, so no timing is assumed.
+    Returns the process and the number of items it had handed to the writer.
+    """
+    flag = data_dir.parent / f"gate-{sig}"
+    gate = {**env, "TEST_INDEX_GATE_AT": str(at), "TEST_INDEX_GATE_FILE": str(flag)}
+    committed_before = _committed(data_dir)
+    proc = subprocess.Popen(
+        [sys.executable, str(GATED_CLI), *args],
+        cwd=ROOT,
+        env=gate,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:
-        if _committed(data_dir) >= at_least:
-            break
+    while not (flag.exists() and _committed(data_dir) >= committed_before + at):
+        assert proc.poll() is None, proc.stderr.read().decode()  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, "the index run never reached its gate"
         time.sleep(0.05)
-    assert proc.poll() is None, "indexing finished before it could be interrupted; use more files"
     proc.send_signal(sig)
     proc.wait(timeout=120)
-    return proc
+    return proc, int(flag.read_text())
 
 
 @pytest.mark.slow
 def test_ctrl_c_and_kill_during_index_then_resume(
     env: dict[str, str], tmp_path: Path, data_dir: Path
 ) -> None:
-    total = 300
-    lib = many_images(tmp_path / "big", total, size=160)
-    args = [
-        sys.executable,
-        "-m",
-        "cli",
-        "--device",
-        "cpu",
-        "index",
-        str(lib),
-        "-c",
-        "big",
-        "--encoder",
-        "imagebind_test",
-        "--batch-size",
-        "8",
-        "--workers",
-        "1",
-        "--json",
-    ]
-    proc = _interrupt_after(args, env, data_dir, 8, signal.SIGINT)
+    total = 48
+    lib = many_images(tmp_path / "big", total, size=96)
+    args = ["--device", "cpu", "index", str(lib), "-c", "big", "--encoder", "imagebind_test"]
+    args += ["--batch-size", "8", "--workers", "1", "--json"]
+    proc, queued = _interrupt_at_gate(args, env, data_dir, 8, signal.SIGINT)
     assert proc.returncode == 130
     assert b"run the same command to resume" in proc.stderr.read()  # type: ignore[union-attr]
     after_ctrl_c = _committed(data_dir)
-    assert 8 <= after_ctrl_c < total
-    proc = _interrupt_after(args, env, data_dir, after_ctrl_c + 8, signal.SIGKILL)
+    assert after_ctrl_c == queued < total  # Ctrl-C commits every batch handed to the writer
+    proc, queued = _interrupt_at_gate(args, env, data_dir, 8, signal.SIGKILL)
+    assert proc.returncode == -signal.SIGKILL
     before = _committed(data_dir)
-    assert after_ctrl_c + 8 <= before < total
+    assert after_ctrl_c + 8 <= before <= after_ctrl_c + queued < total
     done = run_cli("index", lib, "-c", "big", "--json", env=env)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
