@@ -18,6 +18,7 @@ from embedstore.encoders.registry import (
 # built-in families (importing registers them)
 from embedstore.encoders import imagebind  # noqa: E402, F401  isort: skip
 from embedstore.encoders import openclip  # noqa: E402, F401  isort: skip
+from embedstore.encoders.languagebind import catalog as _lb  # noqa: E402, F401  isort: skip
 
 __all__ = [
     "Encoder",

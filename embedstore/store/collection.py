@@ -247,7 +247,7 @@ class Collection:
                 kept = writes.note_errors(conn, self.id, [it.uri for it in batch], reasons)
                 rest = [(it, r) for it, r in zip(batch, reasons) if it.uri not in kept]
                 if rest:
-                    writes.upsert_items(
+                    ids = writes.upsert_items(
                         conn,
                         self.id,
                         [it for it, _ in rest],
@@ -255,6 +255,7 @@ class Collection:
                         status="failed",
                         errors=[r for _, r in rest],
                     )
+                    keyword.write_bodies(conn, self.id, ids, [""] * len(ids))
                 w.top = writes.top_seq(conn, self.id)
             self._after_write(w)
 

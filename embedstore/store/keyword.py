@@ -41,6 +41,7 @@ CHUNK = 500
 MAX_TEXT_BYTES = 64 * 1024  # of a text item's file that goes into its body
 MAX_TERMS = 32
 PG_CONFIG = "english"  # stemming + stop words, like FTS5's porter tokenizer
+PG_NORMALIZE = 1  # ts_rank_cd divided by 1 + log(length): shorter bodies first, as with BM25
 _TERM = re.compile(r"\w+", re.UNICODE)
 
 item_text = Table(
@@ -159,7 +160,7 @@ def search(
     if engine.dialect.name == "postgresql":
         query = func.to_tsquery(PG_CONFIG, " | ".join(words))
         tsv = literal_column("item_text.tsv")
-        score = func.ts_rank_cd(tsv, query)
+        score = func.ts_rank_cd(tsv, query, PG_NORMALIZE)
         q = (
             select(items.c.id, items.c.uri, items.c.modality, items.c.metadata, score)
             .select_from(item_text.join(items, items.c.id == item_text.c.item_id))
