@@ -123,7 +123,9 @@ def http_json(method: str, url: str, body: Any = None, key: str = "") -> Any:
 def index_library(base_url: str, collection: str, root: Path, key: str = "") -> dict[str, Any]:
     """Create ``collection`` and index ``root`` (a server-side path inside its roots)."""
     http_json("POST", f"{base_url}/v1/collections", {"name": collection, "exist_ok": True}, key)
-    report = http_json("POST", f"{base_url}/v1/collections/{collection}/items", {"path": str(root)}, key)
+    report = http_json(
+        "POST", f"{base_url}/v1/collections/{collection}/items", {"path": str(root)}, key
+    )
     return dict(report)
 
 

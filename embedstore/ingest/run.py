@@ -125,7 +125,7 @@ def index_entries(
     decoder: list[DecodeAhead] = []
 
     def start_decoder() -> None:  # changed files: start the workers while they are hashed
-        decoder.append(_decoder(options))
+        decoder.append(_decoder(options, coll.encoder))
         decoder[0].start()
 
     try:
@@ -138,8 +138,13 @@ def index_entries(
             decoder[0].cancel()
 
 
-def _decoder(options: IndexOptions) -> DecodeAhead:
-    """A decode thread whose workers start now; the groups to decode come later (``feed``)."""
+def _decoder(options: IndexOptions, encoder: str) -> DecodeAhead:
+    """A decode thread whose workers start now; the groups to decode come later (``feed``).
+
+    Its loaders use ``encoder``'s preprocessing recipe (``modalities.recipes``).
+    """
+    from embedstore.modalities.recipes import recipe_for_encoder
+
     return DecodeAhead(
         None,
         options.workers,
@@ -148,6 +153,7 @@ def _decoder(options: IndexOptions) -> DecodeAhead:
         timeout_s=options.decode_timeout_s,
         device=options.decode_device,
         batch_size=options.batch_size,
+        recipe=recipe_for_encoder(encoder),
     )
 
 
@@ -266,7 +272,7 @@ def _embed(
             c.failed.extend(Failure(e.uri, reason) for e in (g.leader, *g.followers))
     if not supported:
         return
-    ahead = decoder or _decoder(options)
+    ahead = decoder or _decoder(options, coll.encoder)
     ahead.feed(supported)
     if ahead.ident is None:
         ahead.start()  # workers start up while the model loads

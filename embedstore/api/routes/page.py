@@ -45,6 +45,12 @@ def page() -> FileResponse:
     )
 
 
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> FileResponse:
+    """The page's icon, also where browsers look for it by default."""
+    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
+
+
 def mount_page(app: FastAPI) -> None:
     """Serve the page at ``/`` and its files under ``/static``."""
     app.include_router(router)

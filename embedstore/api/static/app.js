@@ -26,7 +26,6 @@ let lastHits = [];
 let inFlight = null;
 let searches = 0;
 let detailHit = null;
-let retry = null;
 // Files cannot live in the address bar: file searches are kept here, keyed from history.state.
 const fileQueries = new Map();
 let fileCounter = 0;
@@ -158,6 +157,7 @@ async function run(fileKey) {
   ui.keyPanel.hidden = true;
   if (!state.c) {
     say("No collection yet.");
+    setBusy("done");
     return;
   }
   let where;
@@ -167,11 +167,13 @@ async function run(fileKey) {
     ui.advanced.open = true;
     showError(e.message);
     ui.where.focus();
+    setBusy("error");
     return;
   }
   const fileQuery = fileKey != null ? fileQueries.get(fileKey) : null;
   if (!state.q && state.item == null && !fileQuery) {
     if (fileKey != null) say("That search used a file, which is not kept across page loads: choose it again.");
+    setBusy("done");
     return;
   }
   const options = { k: state.k, offset: state.offset };
@@ -179,7 +181,6 @@ async function run(fileKey) {
   if (inFlight) inFlight.abort();
   const controller = new AbortController();
   inFlight = controller;
-  retry = () => run(fileKey);
   setBusy("loading");
   say("Searching…");
   performance.clearMarks();
@@ -503,7 +504,6 @@ async function start() {
   } else {
     setBusy("done");
     say(`Type to search ${state.c}, or search by a file. Press / to jump to the search box.`);
-    if (retry) retry = null;
   }
 }
 

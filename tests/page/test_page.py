@@ -1,0 +1,260 @@
+"""The search page in Debian's Chromium against a real uvicorn over real photos, sounds and captions."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+from api.conftest import serve
+from benchmarks.browser import images_loaded, wait_for
+from embedstore.config import Settings
+
+from .conftest import COLLECTION, Page, fresh_page
+
+pytestmark = pytest.mark.slow
+
+
+def query_of(page: Page) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(page.driver.current_url).query)
+
+
+def type_search(page: Page, text: str) -> None:
+    box = page.driver.find_element(By.ID, "q")
+    box.clear()
+    before = page.searches
+    box.send_keys(text, Keys.ENTER)
+    page.search_done(before)
+
+
+def click(page: Page, selector: str) -> None:
+    before = page.searches
+    page.driver.find_element(By.CSS_SELECTOR, selector).click()
+    page.search_done(before)
+
+
+def test_text_search_shows_ranked_hits_with_loaded_thumbnails(page: Page) -> None:
+    page.open(f"?c={COLLECTION}")
+    type_search(page, "a photo of a dog")
+    hits = page.hits()
+    assert len(hits) == 18  # k=20 by default, 18 items: every photo, sound and caption
+    assert {m for _, m in hits} == {"vision", "audio", "text"}
+    scores = [
+        float(s)
+        for s in page.js(
+            "return [...document.querySelectorAll('.score')].map((s) => s.textContent)"
+        )
+    ]
+    assert scores == sorted(scores, reverse=True)
+    assert query_of(page) == {
+        "c": [COLLECTION],
+        "q": ["a photo of a dog"],
+        "k": ["20"],
+        "offset": ["0"],
+    }
+    wait_for(lambda: images_loaded(page.driver), 30, "thumbnails to load")
+    assert page.js("return document.querySelectorAll('#results img').length") == 12
+    # Captions show as text snippets, sounds get a play button.
+    wait_for(
+        lambda: "A photo of a" in page.text("li[data-modality=text] .snippet"), 10, "a text snippet"
+    )
+    assert (
+        page.js("return document.querySelectorAll('li[data-modality=audio] button.play').length")
+        == 3
+    )
+    assert "18 results for “a photo of a dog”" in page.text("#status")
+
+
+def test_the_address_bar_runs_its_search_and_filter_chips_narrow_it(page: Page) -> None:
+    page.open(f"?c={COLLECTION}&q=a%20dog&in=audio,vision&k=20&offset=0")
+    assert page.driver.current_url.endswith(
+        f"/?c={COLLECTION}&q=a%20dog&in=audio,vision&k=20&offset=0"
+    )
+    assert {m for _, m in page.hits()} == {"audio", "vision"}
+    assert page.js(
+        "return [...document.querySelectorAll('#chips input:checked')].map((c) => c.value)"
+    ) == ["vision", "audio"]
+    click(page, "label[for=chip-vision]")  # unchecking vision leaves audio only
+    assert {m for _, m in page.hits()} == {"audio"}
+    assert len(page.hits()) == 3
+    assert query_of(page)["in"] == ["audio"]
+
+
+def test_upload_a_wav_and_see_image_hits(page: Page, library: Path) -> None:
+    page.open(f"?c={COLLECTION}")
+    page.driver.find_element(By.CSS_SELECTOR, "label[for=chip-vision]").click()  # no search yet
+    before = page.searches
+    page.driver.find_element(By.ID, "file").send_keys(str(library / "sounds" / "dog.wav"))
+    page.search_done(before)
+    hits = page.hits()
+    assert len(hits) == 12 and {m for _, m in hits} == {"vision"}
+    wait_for(lambda: images_loaded(page.driver), 30, "thumbnails to load")
+    assert "the file dog.wav" in page.text("#status")
+    assert query_of(page) == {"c": [COLLECTION], "in": ["vision"], "k": ["20"], "offset": ["0"]}
+
+
+def test_more_like_this_then_back_returns_to_the_previous_results(page: Page) -> None:
+    page.open(f"?c={COLLECTION}&q=a%20car&in=vision")
+    first = page.hits()
+    target = first[0][0]
+    click(page, "#results li.hit .similar")
+    assert query_of(page)["item"] == [str(target)] and "q" not in query_of(page)
+    similar = page.hits()
+    assert similar and target not in [i for i, _ in similar]  # the item itself is excluded
+    assert {m for _, m in similar} == {"vision"}
+    before = page.searches
+    page.driver.back()
+    page.search_done(before)
+    assert query_of(page)["q"] == ["a car"]
+    assert page.hits() == first
+    assert page.js("return document.getElementById('q').value") == "a car"
+
+
+def test_paging_forward_and_back(page: Page) -> None:
+    page.open(f"?c={COLLECTION}&q=a%20bird&k=4&offset=0")
+    one = page.hits()
+    assert len(one) == 4 and page.js("return document.getElementById('prev').disabled")
+    click(page, "#next")
+    two = page.hits()
+    assert len(two) == 4 and not {i for i, _ in one} & {i for i, _ in two}
+    assert query_of(page)["offset"] == ["4"]
+    assert "Page 2 · results 5–8" in page.text("#page-info")
+    for _ in range(3):
+        click(page, "#next")
+    assert len(page.hits()) == 2 and page.js("return document.getElementById('next').disabled")
+    before = page.searches
+    page.driver.back()  # offset 12
+    page.search_done(before)
+    assert query_of(page)["offset"] == ["12"] and len(page.hits()) == 4
+
+
+def test_detail_view_shows_media_path_and_copies_the_id(page: Page, library: Path) -> None:
+    page.open(f"?c={COLLECTION}&q=a%20dog&in=vision&k=3")
+    item_id = page.hits()[0][0]
+    page.driver.find_element(By.CSS_SELECTOR, "#results li.hit .open").click()
+    wait_for(
+        lambda: page.js("return document.getElementById('detail').open"), 10, "the detail view"
+    )
+    wait_for(lambda: images_loaded(page.driver, "#detail-media img"), 30, "the full image")
+    facts = page.text("#detail-facts")
+    assert str(library / "images") in facts and f"id{item_id}" in facts
+    assert "folder" in page.text("#detail-metadata")
+    page.driver.execute_cdp_cmd(  # lets the test read the clipboard back
+        "Browser.grantPermissions",
+        {"origin": page.url, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]},
+    )
+    page.driver.find_element(By.ID, "copy-id").click()
+    wait_for(lambda: page.text("#copy-status"), 10, "the copy message")
+    assert page.text("#copy-status") == "Copied the id."
+    assert page.js("return navigator.clipboard.readText()") == str(item_id)
+    page.driver.find_element(By.ID, "detail-close").click()
+    assert not page.js("return document.getElementById('detail').open")
+
+
+def test_unsupported_upload_names_the_types_that_work(page: Page, tmp_path: Path) -> None:
+    page.allowed_statuses.add(415)
+    archive = tmp_path / "photos.zip"
+    archive.write_bytes(b"PK\x03\x04" + os.urandom(200))
+    page.open(f"?c={COLLECTION}")
+    page.driver.find_element(By.ID, "file").send_keys(str(archive))
+    wait_for(lambda: page.js("return !document.getElementById('error').hidden"), 30, "the error")
+    message = page.text("#error")
+    assert "photos.zip" in message and "not a supported" in message
+    assert "Supported files: images (PNG, JPEG" in message
+    assert page.hits() == []
+
+
+def test_a_missing_collection_says_how_to_create_it(page: Page) -> None:
+    page.allowed_statuses.add(404)
+    page.open("?c=nowhere&q=anything")
+    message = page.text("#error")
+    assert (
+        "“nowhere” does not exist" in message
+        and "embedstore index ~/Pictures -c nowhere" in message
+    )
+
+
+def test_user_text_is_never_inserted_as_html(page: Page) -> None:
+    page.open(f"?c={COLLECTION}")
+    attack = '<img src=x onerror="window.pwned=1">'
+    type_search(page, attack)
+    assert attack in page.text("#status")
+    assert page.js("return window.pwned === undefined && !document.querySelector('img[src=x]')")
+
+
+def test_keyboard_slash_focuses_search_and_tab_reaches_results(page: Page) -> None:
+    page.open(f"?c={COLLECTION}&q=a%20dog&k=3")
+    page.driver.find_element(By.TAG_NAME, "body").send_keys("/")
+    assert page.js("return document.activeElement.id") == "q"
+    reached = None
+    for _ in range(40):
+        page.driver.switch_to.active_element.send_keys(Keys.TAB)
+        if page.js("return !!document.activeElement.closest('#results')"):
+            reached = page.js("return document.activeElement.className")
+            break
+    assert reached == "open", "Tab never reached a result"
+    style = page.js(
+        "const s = getComputedStyle(document.activeElement); return [s.outlineStyle, s.outlineWidth]"
+    )
+    assert style == ["solid", "3px"]  # the focus ring is visible
+    unlabeled = page.js(
+        "return [...document.querySelectorAll('input:not([type=hidden]):not(#file), select')]"
+        ".filter((c) => !c.labels.length).map((c) => c.id)"
+    )
+    assert unlabeled == []
+
+
+def test_recording_from_the_microphone_searches_with_it(page: Page) -> None:
+    page.open(f"?c={COLLECTION}")
+    before = page.searches
+    page.driver.find_element(By.ID, "record").click()
+    wait_for(
+        lambda: (
+            page.js("return document.getElementById('record').getAttribute('aria-pressed')")
+            == "true"
+        ),
+        10,
+        "recording",
+    )
+    page.search_done(before, timeout=60)  # stops by itself after 4 s, then uploads WebM/Opus
+    assert page.js("return document.body.dataset.searchState") == "done", page.text("#error")
+    assert "the file recording.webm" in page.text("#status")
+    assert len(page.hits()) == 18
+
+
+@pytest.fixture
+def keyed_site(page_settings: Settings, site: str) -> Iterator[str]:
+    """The same catalog served by a second uvicorn that requires the key ``sesame``."""
+    with serve(page_settings.model_copy(update={"api_keys": "sesame"})) as url:
+        yield url
+
+
+@pytest.fixture
+def keyed_page(browser: Any, keyed_site: str) -> Iterator[Page]:
+    yield from fresh_page(browser, keyed_site)
+
+
+def test_a_wrong_key_brings_up_the_prompt_and_the_right_one_searches(keyed_page: Page) -> None:
+    page = keyed_page
+    page.allowed_statuses.add(401)
+    page.open(f"?c={COLLECTION}&q=a%20dog&in=vision&k=5")
+    assert page.js("return !document.getElementById('key-panel').hidden")
+    assert "asks for an API key" in page.text("#key-message")
+    assert page.js("return document.activeElement.id") == "api-key"
+    key_box = page.driver.find_element(By.ID, "api-key")
+    key_box.send_keys("wrong", Keys.ENTER)
+    wait_for(page.settled, 30, "the retry")
+    assert "saved API key was refused" in page.text("#key-message")
+    before = page.searches
+    page.driver.find_element(By.ID, "api-key").send_keys("sesame", Keys.ENTER)
+    page.search_done(before)
+    assert page.js("return document.getElementById('key-panel').hidden")
+    assert len(page.hits()) == 5
+    assert page.js("return localStorage.getItem('embedstore.apiKey')") == "sesame"
+    wait_for(lambda: images_loaded(page.driver), 30, "thumbnails fetched with the key")
