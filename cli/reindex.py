@@ -20,20 +20,38 @@ def reindex(
     encoder: str | None,
     as_json: bool,
 ) -> None:
-    """Rebuild the index beside the old one, check it, then swap; search keeps working.
+    """Rebuild the index (or re-embed every item) beside the old one, check it, then swap.
 
     \b
         embedstore reindex -c photos --index-spec HNSW32
         embedstore reindex -c photos --encoder imagebind_huge
     """
     engine = get_engine(ctx)
-    info = engine.reindex(collection, index_spec=index_spec, encoder=encoder)
+    report = None
+    if encoder and encoder != engine.collection(collection).info().encoder:
+        from embedstore.ingest import reembed_collection
+
+        report = reembed_collection(engine, collection, encoder, index_spec)
+        for uri in report.missing:
+            click.echo(f"kept {uri}: file missing, not re-embedded (marked failed)", err=True)
+        for failure in report.failed:
+            reason = failure.reason.removeprefix(f"{failure.uri}: ")
+            click.echo(f"kept {failure.uri}: {reason} (marked failed)", err=True)
+        info = engine.collection(collection).info()
+    else:
+        info = engine.reindex(collection, index_spec=index_spec)
     click.echo(
         f"reindexed {info.name!r}: {info.items} items, {info.vectors} vectors, "
-        f"encoder {info.encoder}, index {info.index_spec}",
+        f"encoder {info.encoder}, index {info.index_spec}"
+        + (
+            f"; {report.reembedded} re-embedded, {len(report.missing)} missing, "
+            f"{len(report.failed)} failed (kept under their ids)"
+            if report is not None
+            else ""
+        ),
         err=True,
     )
     if as_json:
         from cli.common import as_dict
 
-        emit_json(as_dict(info))
+        emit_json(as_dict(info) | ({"reembed": report.to_dict()} if report is not None else {}))

@@ -28,3 +28,15 @@ def test_reindex_with_new_encoder_swaps_the_collection(invoke, library: Path) ->
     assert names == ["media"]
     hits = json.loads(invoke("search", "a car", "-c", "media", "-k", "3", "--json").stdout)
     assert {h["uri"] for h in hits} == set(old_ids)
+    now = {h["uri"]: h["id"] for h in json.loads(invoke("ls", "-c", "media", "--json").stdout)}
+    assert now == old_ids  # every item keeps its id
+    assert info["reembed"]["reembedded"] == 3 and info["reembed"]["missing"] == []
+
+
+def test_reindex_with_new_encoder_reports_missing_files(invoke, library: Path) -> None:
+    index_json(invoke, library / "images", "-c", "media")
+    (library / "images" / "bird.png").unlink()
+    result = invoke("reindex", "-c", "media", "--encoder", "openclip_test", "--json")
+    assert f"kept {library}/images/bird.png: file missing" in result.stderr
+    info = json.loads(result.stdout)
+    assert info["items"] == 3 and info["reembed"]["missing"] == [f"{library}/images/bird.png"]
