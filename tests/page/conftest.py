@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from api.conftest import serve
+
 from benchmarks.browser import (
     ASSETS,
     browser_missing,

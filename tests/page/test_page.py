@@ -9,10 +9,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from api.conftest import serve
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from api.conftest import serve
 from benchmarks.browser import images_loaded, wait_for
 from embedstore.config import Settings
 

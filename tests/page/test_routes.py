@@ -8,12 +8,11 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from api.mediafiles import png_bytes
 from fastapi.testclient import TestClient
 
 from embedstore.api import create_app
 from embedstore.config import Settings
-
-from api.mediafiles import png_bytes
 
 
 @pytest.fixture
