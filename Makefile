@@ -10,7 +10,8 @@ PY_DIRS := embedstore indexers cli tests benchmarks
 
 # Debian packages with real media that the demo and the tests read (see docs/data.md).
 DEMO_DEBS := tuxpaint-stamps-default
-TEST_DEBS := visp-images-data dataset-fashion-mnist tuxpaint-stamps-default
+# chromium + chromium-driver: the search page's browser tests (tests/page) drive them via Selenium.
+TEST_DEBS := visp-images-data dataset-fashion-mnist tuxpaint-stamps-default chromium chromium-driver
 
 .PHONY: venv demo test lint typecheck pytest test-data demo-data clean help
 
