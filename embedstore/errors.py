@@ -144,6 +144,12 @@ class Unavailable(EmbedstoreError):
     exit_code = 6
 
 
+class RequestTimeout(Unavailable):
+    """A request got no answer within the server's ``request_timeout_s``."""
+
+    status_code = 504
+
+
 class WeightsNotFound(Unavailable):
     """Model weights are missing and cannot be downloaded; the message says where to put them."""
 

@@ -28,6 +28,7 @@ from embedstore.api.security import check_auth_config, require_api_key
 from embedstore.config import Settings, load_settings
 from embedstore.engine import Engine
 from embedstore.errors import EmbedstoreError, Unauthorized
+from embedstore.runtime import configure_threads
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ API_PREFIX = "/v1"
 async def embedstore_error(request: Request, exc: Exception) -> JSONResponse:
     """The one translation of our errors to HTTP: ``{"detail": ..., "type": ClassName}``."""
     assert isinstance(exc, EmbedstoreError)
-    if exc.status_code >= 500 and exc.status_code != 503:
+    if exc.status_code >= 500 and exc.status_code not in (503, 504):
         logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
     body = {"detail": str(exc) or type(exc).__name__, "type": type(exc).__name__}
@@ -93,6 +94,7 @@ def _make_state(settings: Settings) -> ApiState:
         max_batch=settings.batch_size,
         wait_ms=settings.batch_wait_ms,
         observe=metrics.observe_batch,
+        busy=engine.model_busy,  # idle model: a query is dispatched at once, no window
     )
     queries = QueryService(engine, batcher, settings, observe_search=metrics.observe_search)
     return ApiState(settings, engine, batcher, queries, metrics)
@@ -106,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_threads(settings)  # process-wide thread counts: once, never per request
         await run_in_threadpool(lambda: state.engine.store)  # open (and migrate) the catalog once
         logger.info("embedstore API ready on %s (data dir %s)", settings.host, settings.data_dir)
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ from typing import Any, Generic, TypeVar
 import anyio.to_thread
 import numpy as np
 import torch
+
+log = logging.getLogger(__name__)
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -27,12 +30,20 @@ class _Queue(Generic[In, Out]):
     worker: asyncio.Task[None] | None = None
 
 
-class Batcher(Generic[K, In, Out]):
-    """Collect requests for up to ``wait_ms`` (or ``max_batch`` items) and run them in one call.
+class BatchSizeMismatch(RuntimeError):
+    """A batched call returned a different number of results than it was given items."""
 
-    ``run(key, items)`` runs in a worker thread, never on the event loop, and returns one result
-    per item. One worker task per key keeps at most one call per key in flight, so requests that
-    arrive while a call is busy form the next batch.
+
+class Batcher(Generic[K, In, Out]):
+    """Run requests with the same key together, in one call of ``run(key, items)``.
+
+    ``run`` runs in a worker thread, never on the event loop, and returns one result per item.
+    One worker task per key keeps at most one call per key in flight. A request that finds the
+    model idle is dispatched at once, with whatever is queued beside it; only while the model is
+    busy (``busy()``, by default: a call of this batcher is running) does the worker wait up to
+    ``wait_ms`` for more requests to join. Requests that queue behind a running call form the
+    next batch (up to ``max_batch``). Every request ends with its result or an exception, whatever
+    ``run`` or ``observe`` do.
     """
 
     def __init__(
@@ -42,13 +53,25 @@ class Batcher(Generic[K, In, Out]):
         max_batch: int = 32,
         wait_ms: float = 2.0,
         observe: BatchObserver | None = None,
+        busy: Callable[[], bool] | None = None,
     ) -> None:
         self._run_batch = run
         self.max_batch = max(1, max_batch)
         self.wait_s = max(0.0, wait_ms) / 1000.0
         self._observe = observe
+        self._busy = busy
+        self._running = 0  # calls of this batcher in flight
         self._queues: dict[K, _Queue[In, Out]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def busy(self) -> bool:
+        """Whether the model (or index) is busy now: new requests would wait for it anyway."""
+        return self._running > 0 or (self._busy is not None and self._busy())
+
+    def queued(self, key: K) -> int:
+        """How many requests under ``key`` wait for a call (not counting a running one)."""
+        queue = self._queues.get(key)
+        return 0 if queue is None else queue.items.qsize()
 
     async def submit(self, key: K, item: In) -> Out:
         """Queue ``item`` under ``key`` and wait for its result."""
@@ -69,54 +92,85 @@ class Batcher(Generic[K, In, Out]):
         self, items: asyncio.Queue[tuple[In, asyncio.Future[Out]]]
     ) -> list[tuple[In, asyncio.Future[Out]]]:
         batch = [await items.get()]
-        deadline = time.monotonic() + self.wait_s
-        while len(batch) < self.max_batch:
-            try:
-                batch.append(items.get_nowait())
-                continue
-            except asyncio.QueueEmpty:
-                pass
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(await asyncio.wait_for(items.get(), remaining))
-            except TimeoutError:
-                break
-        return [(item, fut) for item, fut in batch if not fut.done()]
+        while len(batch) < self.max_batch and not items.empty():  # what queued meanwhile
+            batch.append(items.get_nowait())
+        if self.wait_s > 0 and len(batch) < self.max_batch and self.busy():
+            deadline = time.monotonic() + self.wait_s
+            while len(batch) < self.max_batch:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(items.get(), remaining))
+                except TimeoutError:
+                    break
+        return [(item, fut) for item, fut in batch if not fut.done()]  # done: timed out, gone
 
     async def _work(self, key: K, queue: _Queue[In, Out]) -> None:
         items = queue.items
-        while True:
-            if items.empty() and self._queues.get(key) is queue:
-                del self._queues[key]  # idle: forget the key (keys may be many, e.g. filters)
-                return
-            batch = await self._collect(items)
-            if not batch:
-                continue
-            start = time.perf_counter()
+        batch: list[tuple[In, asyncio.Future[Out]]] = []
+        try:
+            while True:
+                if items.empty() and self._queues.get(key) is queue:
+                    del self._queues[key]  # idle: forget the key (keys may be many, e.g. filters)
+                    return
+                batch = await self._collect(items)
+                if batch:
+                    await self._call(key, batch)
+                batch = []
+        except BaseException as e:  # cancelled (aclose) or a bug here: nobody is left waiting
+            for _, fut in batch:
+                _fail(fut, e)
+            while not items.empty():
+                _fail(items.get_nowait()[1], e)
+            if self._queues.get(key) is queue:
+                del self._queues[key]
+            raise
+
+    async def _call(self, key: K, batch: list[tuple[In, asyncio.Future[Out]]]) -> None:
+        """One call for ``batch``; each future gets its result or the call's exception."""
+        start = time.perf_counter()
+        self._running += 1
+        try:
+            inputs = [item for item, _ in batch]
+            results = await anyio.to_thread.run_sync(self._run_batch, key, inputs)
+            if len(results) != len(batch):
+                raise BatchSizeMismatch(
+                    f"batched call for {key!r} returned {len(results)} results for "
+                    f"{len(batch)} requests"
+                )
+        except Exception as e:  # handed to every waiting request
+            for _, fut in batch:
+                _fail(fut, e)
+            return
+        finally:
+            self._running -= 1
+        for result, (_, fut) in zip(results, batch):
+            if not fut.done():
+                fut.set_result(result)
+        if self._observe is not None:
             try:
-                inputs = [item for item, _ in batch]
-                results = await anyio.to_thread.run_sync(self._run_batch, key, inputs)
-            except Exception as e:  # handed to every waiting request
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(e)
-                continue
-            if self._observe is not None:
                 self._observe(key, len(batch), time.perf_counter() - start)
-            for result, (_, fut) in zip(results, batch):
-                if not fut.done():
-                    fut.set_result(result)
+            except Exception:  # metrics must never cost an answer
+                log.exception("batch observer failed for %r", key)
 
     async def aclose(self) -> None:
         """Stop the worker tasks (pending requests are cancelled)."""
-        for queue in self._queues.values():
+        for queue in list(self._queues.values()):
             if queue.worker is not None:
                 queue.worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await queue.worker
         self._queues = {}
+
+
+def _fail(fut: asyncio.Future[Any], error: BaseException) -> None:
+    if fut.done():
+        return
+    if isinstance(error, asyncio.CancelledError):
+        fut.cancel()
+    else:
+        fut.set_exception(error)
 
 
 EncodeFn = Callable[[str, str, torch.Tensor], np.ndarray]
@@ -132,11 +186,12 @@ class DynamicBatcher(Batcher[tuple[str, str], torch.Tensor, np.ndarray]):
         max_batch: int = 32,
         wait_ms: float = 2.0,
         observe: BatchObserver | None = None,
+        busy: Callable[[], bool] | None = None,
     ) -> None:
         def run(key: tuple[str, str], items: list[torch.Tensor]) -> list[np.ndarray]:
             return list(encode(key[0], key[1], torch.stack(items)))
 
-        super().__init__(run, max_batch=max_batch, wait_ms=wait_ms, observe=observe)
+        super().__init__(run, max_batch=max_batch, wait_ms=wait_ms, observe=observe, busy=busy)
 
     async def embed(self, encoder: str, modality: str, item: torch.Tensor) -> np.ndarray:
         """Embed one preprocessed item; returns its float32 ``(dim,)`` vector."""

@@ -116,6 +116,22 @@ class RowCache:
         self.version: Any = None
         self._version_cursor: Any = self.conn.cursor()
 
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version`` on this connection: it changes whenever another
+        connection commits, so a value equal to an earlier one means nothing was written since."""
+        with self.lock:
+            cur = self._version_cursor
+            cur.execute("PRAGMA data_version")
+            return int(cur.fetchone()[0])
+
+    def close(self) -> None:
+        """Close the cache's connection (its rows are dropped)."""
+        with self.lock:
+            self.rows.clear()
+            self.version = None
+            self._version_cursor.close()
+            self.conn.close()
+
     def get(self, vector_ids: Collection[int]) -> dict[int, tuple[Any, ...]]:
         """Rows of the live vectors among ``vector_ids`` (fetched where not cached)."""
         with self.lock:
@@ -150,6 +166,14 @@ def row_cache(engine: Engine) -> RowCache:
             if cache is None:
                 cache = _caches[engine] = RowCache(engine)
     return cache
+
+
+def close_row_cache(engine: Engine) -> None:
+    """Close ``engine``'s row cache connection, if it has one (``Store.close``)."""
+    with _caches_lock:
+        cache = _caches.pop(engine, None)
+    if cache is not None:
+        cache.close()
 
 
 def _fetch_into(

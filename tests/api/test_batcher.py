@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 
 import numpy as np
-import pytest
 import torch
 
-from embedstore.api.batcher import Batcher, DynamicBatcher
+from embedstore.api.batcher import Batcher, BatchSizeMismatch, DynamicBatcher
 
 
 class RecordingEncoder:
@@ -29,19 +29,80 @@ class RecordingEncoder:
         )
 
 
-def test_concurrent_queries_share_one_call() -> None:
-    enc = RecordingEncoder()
-    batcher = DynamicBatcher(enc, max_batch=64, wait_ms=20)
+class GatedEncoder(RecordingEncoder):
+    """Blocks its first call until ``gate`` opens (``entered`` says it is inside the model)."""
+
+    def __init__(self) -> None:
+        super().__init__(delay=0.0)
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def __call__(self, encoder: str, modality: str, batch: torch.Tensor) -> np.ndarray:
+        if not self.entered.is_set():
+            self.entered.set()
+            assert self.gate.wait(30), "the test never opened the gate"
+        return super().__call__(encoder, modality, batch)
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    """Yield to the event loop until ``condition()`` holds (a state, not a time, is awaited)."""
+    for _ in range(30_000):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"never happened: {what}")
+
+
+def test_queries_that_queue_behind_a_busy_model_share_one_call() -> None:
+    enc = GatedEncoder()
+    # an hour-long window: were it ever waited out, the test would hang (and time out)
+    batcher = DynamicBatcher(enc, max_batch=64, wait_ms=3_600_000)
 
     async def main() -> list[np.ndarray]:
-        items = [torch.full((3,), float(i)) for i in range(40)]
-        return await asyncio.gather(*(batcher.embed("m", "text", it) for it in items))
+        first = asyncio.ensure_future(batcher.embed("m", "text", torch.full((3,), 0.0)))
+        await _until(enc.entered.is_set, "the first query reaches the model")
+        rest = [
+            asyncio.ensure_future(batcher.embed("m", "text", torch.full((3,), float(i))))
+            for i in range(1, 40)
+        ]
+        await _until(lambda: batcher.queued(("m", "text")) == 39, "39 queries queue behind it")
+        enc.gate.set()
+        return await asyncio.gather(first, *rest)
 
     out = asyncio.run(main())
     assert [float(v[0]) for v in out] == [3.0 * i for i in range(40)]  # each gets its own row
-    assert sum(n for *_, n in enc.calls) == 40
-    assert len(enc.calls) <= 2 and max(n for *_, n in enc.calls) >= 20
+    assert [n for *_, n in enc.calls] == [1, 39]  # the idle model took the first at once
     assert threading.main_thread().name not in enc.threads  # never on the event loop thread
+
+
+def test_an_idle_model_gets_a_query_at_once_whatever_the_window() -> None:
+    enc = RecordingEncoder(delay=0.0)
+    batcher = DynamicBatcher(enc, max_batch=32, wait_ms=3_600_000)  # an hour
+
+    async def main() -> np.ndarray:
+        return await asyncio.wait_for(batcher.embed("m", "text", torch.ones(2)), 60)
+
+    assert float(asyncio.run(main())[0]) == 2.0
+    assert [n for *_, n in enc.calls] == [1]
+
+
+def test_a_busy_model_holds_the_batch_for_the_window() -> None:
+    """While ``busy()`` says the model is taken (e.g. by indexing), queries wait to join up."""
+    enc = RecordingEncoder(delay=0.0)
+    model_taken = threading.Event()
+    model_taken.set()
+    batcher = DynamicBatcher(enc, max_batch=4, wait_ms=3_600_000, busy=model_taken.is_set)
+
+    async def main() -> list[np.ndarray]:
+        jobs = [asyncio.ensure_future(batcher.embed("m", "text", torch.ones(1))) for _ in range(3)]
+        await _until(lambda: all(not j.done() for j in jobs), "three queries queued")
+        await asyncio.sleep(0)
+        assert enc.calls == []  # held: the model is busy and the batch is not full
+        jobs.append(asyncio.ensure_future(batcher.embed("m", "text", torch.ones(1))))
+        return await asyncio.gather(*jobs)  # the fourth fills the batch: dispatched at once
+
+    assert len(asyncio.run(main())) == 4
+    assert [n for *_, n in enc.calls] == [4]
 
 
 def test_batches_are_capped_and_keyed_by_modality() -> None:
@@ -81,17 +142,62 @@ def test_an_encoder_error_reaches_every_waiting_query_and_the_batcher_recovers()
     asyncio.run(main())
 
 
-def test_a_single_query_waits_at_most_the_window() -> None:
-    enc = RecordingEncoder(delay=0.0)
-    batcher = DynamicBatcher(enc, max_batch=32, wait_ms=50)
+def test_a_call_returning_too_few_results_fails_every_request() -> None:
+    """Results are never zipped short: each request gets an answer or an error."""
+    batcher: Batcher[str, int, int] = Batcher(lambda key, items: [0] * (len(items) - 1), wait_ms=0)
 
-    async def main() -> float:
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        await batcher.embed("m", "text", torch.ones(1))
-        return loop.time() - t0
+    async def main() -> list[object]:
+        return await asyncio.wait_for(
+            asyncio.gather(*(batcher.submit("k", i) for i in range(3)), return_exceptions=True),
+            60,
+        )
 
-    assert asyncio.run(main()) == pytest.approx(0.05, abs=0.2)
+    results = asyncio.run(main())
+    assert all(isinstance(r, BatchSizeMismatch) for r in results), results
+
+
+def test_a_failing_observer_costs_no_answer_and_the_worker_lives_on() -> None:
+    def observe(key: object, size: int, seconds: float) -> None:
+        raise RuntimeError("metrics exploded")
+
+    gate = threading.Event()
+
+    def run(key: str, items: list[int]) -> list[int]:
+        assert gate.wait(30)
+        return [i * 2 for i in items]
+
+    batcher: Batcher[str, int, int] = Batcher(run, wait_ms=0, observe=observe)
+
+    async def main() -> list[int]:
+        first = asyncio.ensure_future(batcher.submit("k", 1))
+        await _until(lambda: batcher.busy(), "the first call runs")
+        second = asyncio.ensure_future(batcher.submit("k", 2))  # queued behind the first
+        await _until(lambda: batcher.queued("k") == 1, "the second query queues")
+        gate.set()
+        return list(await asyncio.wait_for(asyncio.gather(first, second), 60))
+
+    assert asyncio.run(main()) == [2, 4]
+
+
+def test_closing_the_batcher_ends_every_waiting_request() -> None:
+    gate = threading.Event()
+
+    def run(key: str, items: list[int]) -> list[int]:
+        gate.wait(30)
+        return items
+
+    batcher: Batcher[str, int, int] = Batcher(run, wait_ms=0)
+
+    async def main() -> list[object]:
+        jobs = [asyncio.ensure_future(batcher.submit("k", 0))]
+        await _until(batcher.busy, "the first call runs")
+        jobs += [asyncio.ensure_future(batcher.submit("k", i)) for i in (1, 2)]
+        await _until(lambda: batcher.queued("k") == 2, "two wait behind it")
+        await batcher.aclose()
+        gate.set()
+        return await asyncio.wait_for(asyncio.gather(*jobs, return_exceptions=True), 60)
+
+    assert all(isinstance(r, asyncio.CancelledError) for r in asyncio.run(main()))
 
 
 def test_idle_keys_are_forgotten() -> None:
