@@ -25,17 +25,39 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 class Group(click.Group):
     """A click group that turns embedstore errors into ``Error: ...`` and their exit code.
 
-    Commands with heavy imports are registered lazily (``add_lazy_command``): they are imported
-    only when run or listed in ``--help``, so ``embedstore index`` starts without loading them.
+    Commands with heavy imports are registered lazily (``add_lazy_command``, with their one-line
+    help): they are imported only when run, so ``embedstore --help`` starts without loading them.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lazy: dict[str, str] = {}
+        self.lazy_help: dict[str, str] = {}
 
-    def add_lazy_command(self, name: str, target: str) -> None:
-        """Register ``module:attribute`` as command ``name``, imported on first use."""
+    def add_lazy_command(self, name: str, target: str, short_help: str) -> None:
+        """Register ``module:attribute`` as command ``name``, imported on first use.
+
+        ``short_help`` is what ``--help`` lists; a test checks it against the command's own.
+        """
         self.lazy[name] = target
+        self.lazy_help[name] = short_help
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max((len(n) for n in names), default=0)
+        rows = []
+        for name in names:
+            if name in self.lazy and name not in self.commands:
+                rows.append(
+                    (name, click.utils.make_default_short_help(self.lazy_help[name], limit))
+                )
+                continue
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy})
@@ -131,7 +153,24 @@ cli.add_command(reindex)
 cli.add_command(serve)
 cli.add_command(encoders)
 cli.add_command(collections)
-cli.add_lazy_command("bench", "cli.bench:bench")  # type: ignore[attr-defined]
-cli.add_lazy_command("bind", "cli.bind:bind")  # type: ignore[attr-defined]
-cli.add_lazy_command("caption", "cli.caption:caption")  # type: ignore[attr-defined]
-cli.add_lazy_command("ask", "cli.ask:ask")  # type: ignore[attr-defined]
+cli.add_lazy_command(  # type: ignore[attr-defined]
+    "bench",
+    "cli.bench:bench",
+    "Run benchmarks from a source checkout; JSON to --out or stdout, a table to stderr.",
+)
+cli.add_lazy_command(  # type: ignore[attr-defined]
+    "bind",
+    "cli.bind:bind",
+    "Bind a modality to an encoder's space from PAIRS (CSV/JSONL with anchor,target, or a "
+    "folder whose files share a stem).",
+)
+cli.add_lazy_command(  # type: ignore[attr-defined]
+    "caption",
+    "cli.caption:caption",
+    "Caption the pictures and videos of a collection (only those without a caption from MODEL).",
+)
+cli.add_lazy_command(  # type: ignore[attr-defined]
+    "ask",
+    "cli.ask:ask",
+    "Answer QUESTION from the collection's best matches, citing the items it was given.",
+)

@@ -1,13 +1,19 @@
 """Encoders: one file (or package) per model family, registered by name.
 
-Importing this package needs only torch and numpy. Adding a family is one new module that
-calls `register_encoder` plus one import line below.
+Importing this package loads no model code (no torch): the built-in families are declared in
+`embedstore.encoders.builtin` and imported by `create_encoder`. Adding a family is one new module
+that calls `register_encoder` (plus a `declare_encoder` line in ``builtin.py`` for a built-in).
+``Encoder``, ``resolve_device`` and ``resolve_dtype`` load torch on first access.
 """
 
-from embedstore.encoders.base import Encoder, resolve_device, resolve_dtype
+from typing import TYPE_CHECKING, Any
+
+from embedstore.encoders import builtin  # noqa: F401  declares the built-in encoders
+from embedstore.encoders.languagebind import catalog as _lb  # noqa: F401  no torch
 from embedstore.encoders.registry import (
     EncoderInfo,
     create_encoder,
+    declare_encoder,
     default_weights_dir,
     get_encoder_info,
     list_encoders,
@@ -15,15 +21,25 @@ from embedstore.encoders.registry import (
     register_encoder_prefix,
 )
 
-# built-in families (importing registers them)
-from embedstore.encoders import imagebind  # noqa: E402, F401  isort: skip
-from embedstore.encoders import openclip  # noqa: E402, F401  isort: skip
-from embedstore.encoders.languagebind import catalog as _lb  # noqa: E402, F401  isort: skip
+if TYPE_CHECKING:
+    from embedstore.encoders.base import Encoder, resolve_device, resolve_dtype
+
+_TORCH_NAMES = ("Encoder", "resolve_device", "resolve_dtype")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TORCH_NAMES:
+        from embedstore.encoders import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module 'embedstore.encoders' has no attribute {name!r}")
+
 
 __all__ = [
     "Encoder",
     "EncoderInfo",
     "create_encoder",
+    "declare_encoder",
     "default_weights_dir",
     "get_encoder_info",
     "list_encoders",

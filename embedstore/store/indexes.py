@@ -3,7 +3,9 @@
 Every vector add or delete commits a row to ``changes`` in the same transaction. An index file
 records (in ``meta["watermark"]``) the last change it includes; opening loads it and replays
 newer changes, or rebuilds it from the ``vectors`` table when the file is missing, unreadable,
-too far behind or disagrees with the database's counts.
+too far behind or disagrees with the database's counts. Files load on first use of
+:attr:`IndexSet.indexes`: reading the catalog or deleting items (``rm``) never loads FAISS, and
+the change log brings a file up to date whenever it is next loaded.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import Engine, func, select
@@ -21,11 +23,14 @@ from sqlalchemy import Engine, func, select
 import indexers
 from embedstore.store.tables import OP_ADD, changes, from_blobs, vectors
 from embedstore.store.writes import Written, top_seq
-from indexers import ExactIndex, FaissIndex
+from indexers import ExactIndex
+
+if TYPE_CHECKING:
+    from indexers import FaissIndex
+
+    AnyIndex = ExactIndex | FaissIndex
 
 log = logging.getLogger(__name__)
-
-AnyIndex = ExactIndex | FaissIndex
 CHUNK = 500  # ids per IN (...) list
 TRAIN_FACTOR = 39  # train once this many vectors per centroid exist (FAISS's own advice)
 # An index file is rewritten once its unsaved vectors reach max(SAVE_EVERY, its size): each save
@@ -47,15 +52,50 @@ class IndexSet:
         self.spec = spec
         self.dir = index_dir / str(collection_id)
         self.lock = threading.RLock()
-        self.indexes: dict[str, AnyIndex] = {}
+        self._indexes: dict[str, AnyIndex] = {}
+        self._opened = False  # files loaded (and caught up with the change log)
+        self._loading = False
         self._unsaved: dict[str, int] = {}
         self._seen = 0  # the highest global change seq this process has looked at
         self.refresh_interval = 1.0
         self._last_refresh = 0.0
 
     # -- opening -------------------------------------------------------------------------------
+    @property
+    def indexes(self) -> dict[str, AnyIndex]:
+        """The index of each modality; the first use loads the files (see :meth:`load`)."""
+        if not self._opened:
+            with self.lock:
+                if not self._opened and not self._loading:
+                    self.load()
+        return self._indexes
+
+    @indexes.setter
+    def indexes(self, value: dict[str, AnyIndex]) -> None:
+        with self.lock:
+            self._indexes, self._opened = value, True
+
+    @property
+    def loaded(self) -> bool:
+        """True once the index files are loaded in this process."""
+        return self._opened
+
     def open(self) -> None:
+        """Forget what is loaded; the files load again, caught up, on first use of ``indexes``."""
+        with self.lock:
+            self._indexes, self._opened = {}, False
+
+    def load(self) -> None:
         """Load every modality's index file, replay the change log, rebuild what disagrees."""
+        with self.lock:
+            self._loading = True
+            try:
+                self._load_all()
+                self._opened = True
+            finally:
+                self._loading = False
+
+    def _load_all(self) -> None:
         with self.lock:
             with self.engine.connect() as conn:
                 counts = self._counts(conn)
@@ -156,8 +196,13 @@ class IndexSet:
         return EarlyAdd(self, ready) if ready else None
 
     def apply_written(self, w: Written, early: EarlyAdd | None = None) -> None:
-        """Apply one committed transaction of this process; replays the log if others wrote first."""
+        """Apply one committed transaction of this process; replays the log if others wrote first.
+
+        Nothing to do while the files are not loaded: loading replays the committed change log.
+        """
         with self.lock:
+            if not self._opened:
+                return
             if early is not None:
                 early.join()
             if not self.indexes or any(self.watermark(m) < w.prev for m in self.indexes):
@@ -187,7 +232,7 @@ class IndexSet:
     def _maybe_rebuild(self, modality: str, conn: Any = None) -> None:
         index = self.indexes[modality]
         if (
-            isinstance(index, FaissIndex)
+            not isinstance(index, ExactIndex)
             and (index.needs_compaction or self._should_train(index))
             or self.spec == "auto"
             and _tier(indexers.auto_spec(len(index), self.dim)) > _tier(index.spec)
@@ -278,10 +323,12 @@ class IndexSet:
         x = from_blobs(blobs, self.dim)
         index = indexers.create_index(spec, self.dim, n=len(ids))
         need = 1 if eager else TRAIN_FACTOR
-        if isinstance(index, FaissIndex) and len(ids) >= need * index.min_training_points:
+        if not isinstance(index, ExactIndex) and len(ids) >= need * index.min_training_points:
             size = indexers.training_size(index.min_training_points, self._total(conn))
             index.train(self.training_sample(conn, size))
-        if isinstance(index, FaissIndex):  # IVF nprobe / HNSW efSearch set for recall@10 >= 0.95
+        if not isinstance(
+            index, ExactIndex
+        ):  # IVF nprobe / HNSW efSearch set for recall@10 >= 0.95
             tuned = index.add_tuned(np.asarray(ids, dtype=np.int64), x)
             if tuned:
                 log.info("index %s/%s: %s", self.collection_id, modality, tuned)
@@ -325,6 +372,8 @@ class IndexSet:
     def save(self, force: bool = False, modalities: Iterable[str] | None = None) -> None:
         """Write index files whose unsaved changes are many (or all of them with ``force``)."""
         with self.lock:
+            if not self._opened:
+                return
             for modality in list(modalities or self.indexes):
                 index = self.indexes[modality]
                 unsaved = self._unsaved.get(modality, 0)
