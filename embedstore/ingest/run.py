@@ -7,8 +7,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -277,25 +276,11 @@ def _embed(
     if ahead.ident is None:
         ahead.start()  # workers start up while the model loads
     try:
+        # torch's thread count is process-wide: set once at start (embedstore.runtime), never here
         encoder = engine.collection_encoder(coll)
-        with _cpu_threads(encoder, options.workers):
-            _embed_groups(engine, encoder, ahead, plan, c, writer, options)
+        _embed_groups(engine, encoder, ahead, plan, c, writer, options)
     finally:
         ahead.close()
-
-
-@contextmanager
-def _cpu_threads(encoder: Encoder, workers: int) -> Iterator[None]:
-    """On CPU, leave one core per decode worker: oversubscribed intra-op threads crawl."""
-    import torch
-
-    before = torch.get_num_threads()
-    if encoder.device.type == "cpu" and workers > 0:
-        torch.set_num_threads(max(1, min(before, (os.cpu_count() or 1) - workers)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _embed_groups(
