@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 
+from embedstore.api.deadline import within
 from embedstore.api.deps import (
     StateDep,
     content_type,
@@ -55,6 +56,7 @@ SEARCH_RESPONSES: dict[int | str, dict[str, Any]] = {
     409: {"description": "Vector dimension differs from the collection's"},
     413: {"description": "Body too large"},
     415: {"description": "Unsupported content type or upload file type"},
+    504: {"description": "No answer within the server's request_timeout_s"},
 }
 
 
@@ -69,10 +71,12 @@ async def search(name: str, request: Request, state: StateDep) -> SearchResponse
     """Search a collection; the request's content type picks JSON or multipart."""
     start = time.perf_counter()
     ctype = content_type(request)
+    timeout = state.settings.request_timeout_s  # every search ends: its hits or a 504
     if ctype == "application/json" or ctype.endswith("+json"):
-        hits = await _search_json(name, await json_body(request, SearchRequest), state)
+        body = await json_body(request, SearchRequest)
+        hits = await within(timeout, _search_json(name, body, state), "Search")
     elif ctype == "multipart/form-data":
-        hits = await _search_upload(name, request, state)
+        hits = await within(timeout, _search_upload(name, request, state), "Search")
     else:
         raise UnsupportedMediaType(
             f"Search takes application/json or multipart/form-data, not {ctype or 'no content type'!r}"
