@@ -87,6 +87,9 @@ class CollectionCreate(BaseModel):
     encoder: str | None = Field(None, description="Default: the server's configured encoder.")
     index_spec: str | None = Field(None, description="FAISS index spec; default 'auto'.")
     exist_ok: bool = False
+    index_backend: Literal["faiss", "pgvector"] | None = Field(
+        None, description="faiss (index files) or pgvector (PostgreSQL catalog); default: setting."
+    )
 
 
 class CollectionOut(BaseModel):
@@ -101,6 +104,7 @@ class CollectionOut(BaseModel):
     items: int = 0
     vectors: int = 0
     by_modality: dict[str, int] = {}
+    index_backend: str = "faiss"
 
 
 class EncoderOut(BaseModel):

@@ -54,6 +54,9 @@ def hash_file(path: str, roots: tuple[str, ...] = ()) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+HashAll = Callable[[Sequence[FileEntry], tuple[str, ...]], list[str | Exception]]
+
+
 def _hash_all(entries: Sequence[FileEntry], roots: tuple[str, ...]) -> list[str | Exception]:
     def one(e: FileEntry) -> str | Exception:
         try:
@@ -75,11 +78,13 @@ def make_plan(
     *,
     on_changes: Callable[[], None] | None = None,
     roots: tuple[str, ...] = (),
+    hash_all: HashAll | None = None,
 ) -> Plan:
     """Compare the walk with the catalog; hash only files whose (size, mtime) changed.
 
     ``on_changes`` is called once, before hashing, when some file changed (likely work to decode).
     With ``roots``, a file whose opened descriptor lies outside them is a failure, not hashed.
+    ``hash_all(files, roots)`` hashes the changed files (default: threads; the Ray job: tasks).
     """
     plan = Plan()
     for chunk in _chunks(entries):
@@ -96,7 +101,7 @@ def make_plan(
     if on_changes is not None:
         on_changes()
     hashed: list[tuple[FileEntry, str]] = []
-    for e, h in zip(todo, _hash_all(todo, roots)):
+    for e, h in zip(todo, (hash_all or _hash_all)(todo, roots)):
         if isinstance(h, PathNotAllowed):
             plan.failures.append((e, str(h)))
             continue

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from embedstore.errors import EmbedstoreError
 from embedstore.ingest.pipeline import DecodeAhead, Embedder, FailureRow, Slot, Writer, items_of
-from embedstore.ingest.plan import Plan, make_plan
+from embedstore.ingest.plan import HashAll, Plan, make_plan
 from embedstore.ingest.walk import FileEntry, walk
 from embedstore.modalities.sources import DecodeLimits
 from embedstore.types import Failure, IndexReport
@@ -73,8 +73,12 @@ def index_paths(
     options: IndexOptions,
     *,
     progress: Callable[[int, int], None] | None = None,
+    embed: Callable[..., None] | None = None,
+    hash_all: HashAll | None = None,
 ) -> IndexReport:
     """Walk, diff against the catalog, then decode, embed and write what changed.
+
+    ``embed`` and ``hash_all`` replace the in-process steps (the Ray job's; see ray_job.py).
 
     Files are read only where the walk found them: the hash and the decoders check the opened
     file against the given paths (resolved), so a link swapped in after the walk is refused.
@@ -105,6 +109,8 @@ def index_paths(
         roots=roots,
         progress=progress,
         t0=t0,
+        embed=embed,
+        hash_all=hash_all,
     )
     return dataclasses.replace(report, skipped=tuple(skipped)) if skipped else report
 
@@ -118,6 +124,8 @@ def index_entries(
     roots: Sequence[str] = (),
     progress: Callable[[int, int], None] | None = None,
     t0: float | None = None,
+    embed: Callable[..., None] | None = None,
+    hash_all: HashAll | None = None,
 ) -> IndexReport:
     """Index already-walked files (each with its modality); prune under ``roots``."""
     t0 = time.perf_counter() if t0 is None else t0
@@ -129,9 +137,17 @@ def index_entries(
 
     try:
         fences = options.limits.roots if options.limits else ()
-        plan = make_plan(coll, entries, on_changes=start_decoder, roots=fences)
+        plan = make_plan(
+            coll,
+            entries,
+            on_changes=start_decoder if embed is None else None,
+            roots=fences,
+            hash_all=hash_all,
+        )
         ahead = decoder[0] if decoder else None
-        return _run_plan(engine, coll, plan, options, ahead, roots, progress, t0, len(entries))
+        return _run_plan(
+            engine, coll, plan, options, ahead, roots, progress, t0, len(entries), embed=embed
+        )
     finally:
         if decoder:
             decoder[0].cancel()
@@ -166,8 +182,12 @@ def _run_plan(
     progress: Callable[[int, int], None] | None,
     t0: float,
     total: int,
+    embed: Callable[..., None] | None = None,
 ) -> IndexReport:
-    """Apply a plan: cheap catalog updates, then decode, embed and write; prune; the report."""
+    """Apply a plan: cheap catalog updates, then decode, embed and write; prune; the report.
+
+    ``embed`` replaces the in-process decode/embed step (the Ray job's, same arguments).
+    """
     c = _Counts(done=plan.unchanged)
 
     def tick(n: int) -> None:
@@ -180,7 +200,7 @@ def _run_plan(
     writer.start()
     try:
         _apply_cheap(coll, plan, c, writer, options.batch_size)
-        _embed(engine, coll, plan, c, writer, options, decoder)
+        (embed or _embed)(engine, coll, plan, c, writer, options, decoder)
     except BaseException:  # Ctrl-C or an error: save finished batches, but never hang here
         with contextlib.suppress(Exception):
             writer.close(timeout=INTERRUPT_GRACE_S)

@@ -331,6 +331,9 @@ class PgVectorIndexSet:
             )
             conn.exec_driver_sql("RESET maintenance_work_mem")
             conn.exec_driver_sql("RESET max_parallel_maintenance_workers")
+            # fresh statistics after a bulk load, or the planner, still counting the rows
+            # autovacuum has not seen yet, prefers the btree and a sort to the graph
+            conn.exec_driver_sql("ANALYZE vectors")
         built_s = time.perf_counter() - t0
         with self.lock:
             self.indexes[modality] = DEFAULT_EF

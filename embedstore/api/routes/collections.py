@@ -30,6 +30,7 @@ def collection_out(info: Any) -> CollectionOut:
         items=getattr(info, "items", 0),
         vectors=getattr(info, "vectors", 0),
         by_modality=dict(getattr(info, "by_modality", {}) or {}),
+        index_backend=getattr(info, "index_backend", "faiss"),
     )
 
 
@@ -69,7 +70,11 @@ def create_collection(body: CollectionCreate, state: StateDep) -> CollectionOut:
     """Create a collection bound to an encoder (409 if it exists, unless ``exist_ok``)."""
     check_encoder_name(body.encoder, state.settings)  # no server paths through encoder names
     coll = state.engine.create_collection(
-        body.name, encoder=body.encoder, index_spec=body.index_spec, exist_ok=body.exist_ok
+        body.name,
+        encoder=body.encoder,
+        index_spec=body.index_spec,
+        exist_ok=body.exist_ok,
+        index_backend=body.index_backend,
     )
     return collection_out(coll.info())
 
