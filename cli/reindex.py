@@ -11,6 +11,13 @@ from cli.common import collection_option, emit_json, get_engine
 @collection_option
 @click.option("--index-spec", help="New FAISS index spec (e.g. HNSW32, 'IVF1024,Flat', auto).")
 @click.option("--encoder", help="Re-embed every item with this encoder.")
+@click.option(
+    "--min-recall",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.9,
+    show_default=True,
+    help="Refuse a rebuilt index whose recall@10 against exact search is below this.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the collection info as JSON.")
 @click.pass_context
 def reindex(
@@ -18,9 +25,13 @@ def reindex(
     collection: str,
     index_spec: str | None,
     encoder: str | None,
+    min_recall: float,
     as_json: bool,
 ) -> None:
     """Rebuild the index (or re-embed every item) beside the old one, check it, then swap.
+
+    A rebuilt index replaces the old one only if its recall@10 against exact search, measured
+    on a sample of queries, reaches --min-recall (lossy specs such as PQ need a lower bar).
 
     \b
         embedstore reindex -c photos --index-spec HNSW32
@@ -39,7 +50,11 @@ def reindex(
             click.echo(f"kept {failure.uri}: {reason} (marked failed)", err=True)
         info = engine.collection(collection).info()
     else:
-        info = engine.reindex(collection, index_spec=index_spec)
+        coll = engine.collection(collection)
+        coll.reindex(index_spec, min_recall=min_recall)
+        for modality, recall in sorted(getattr(coll, "verified", {}).items()):
+            click.echo(f"{modality}: recall@10 {recall:.3f} against exact search", err=True)
+        info = engine.collection(collection).info()
     click.echo(
         f"reindexed {info.name!r}: {info.items} items, {info.vectors} vectors, "
         f"encoder {info.encoder}, index {info.index_spec}"

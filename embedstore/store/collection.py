@@ -440,8 +440,14 @@ class Collection:
         return flt, mods
 
     # -- maintenance ---------------------------------------------------------------------------
-    def reindex(self, index_spec: str | None = None) -> None:
-        """Rebuild every modality's index (optionally with a new spec) beside the old, then swap."""
+    def reindex(self, index_spec: str | None = None, *, min_recall: float | None = None) -> None:
+        """Rebuild every modality's index (optionally with a new spec) beside the old, then swap.
+
+        Before the swap each new index is checked: its recall@10 against exact search on a sample
+        of queries (``store.verify.recall_at_k``) must reach ``min_recall`` (default
+        ``verify.MIN_RECALL``), else ``InvalidInput`` gives the measured recall and the old index
+        stays. The measured figures are kept in ``self.verified`` (modality -> recall).
+        """
         spec = index_spec or self.index_spec
         if isinstance(self.indexes, PgVectorIndexSet):  # HNSW in the catalog: rebuilt in place
             self.indexes.reindex()
@@ -460,6 +466,7 @@ class Collection:
         built = {
             m: self.indexes.build(m, spec, eager=True) for m in mods
         }  # searches keep using the old ones
+        self.verified = self._verify(built, spec, min_recall)
         with self.indexes.lock:
             with writer(self._engine).begin() as conn:
                 conn.execute(
@@ -475,6 +482,31 @@ class Collection:
             self.indexes._unsaved = {}
             self.indexes.catch_up()
             self.indexes.save(force=True)
+
+    def _verify(
+        self, built: Mapping[str, Any], spec: str, min_recall: float | None
+    ) -> dict[str, float]:
+        """Recall@10 of each rebuilt index against exact search; refuse one below the bar."""
+        from embedstore.store import verify
+
+        bar = verify.MIN_RECALL if min_recall is None else min_recall
+        out: dict[str, float] = {}
+        with self._engine.connect() as conn:
+            for m, index in built.items():
+                ids, x = verify.stored_vectors(conn, self.id, m, self.dim)
+                recall, n = verify.recall_at_k(index, ids, x)
+                log.info(
+                    "reindex %s/%s %s: recall@10 %.3f (%d queries)", self.name, m, spec, recall, n
+                )
+                if recall < bar:
+                    raise InvalidInput(
+                        f"Index {spec!r} for the {m} vectors of {self.name!r}: recall@10 "
+                        f"{recall:.3f} against exact search on {n} sample queries is below "
+                        f"{bar:g}; kept the old index",
+                        field="index_spec",
+                    )
+                out[m] = recall
+        return out
 
     def flush(self) -> None:
         """Write every index file that has unsaved changes."""
