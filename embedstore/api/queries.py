@@ -139,6 +139,7 @@ class QueryService:
         self, name: str, modality: str, source: str | bytes, label: str | None = None
     ) -> tuple[Target, Any]:
         from embedstore.modalities import DecodeLimits, load
+        from embedstore.modalities.recipes import recipe_for_encoder
 
         target = self.target(name)
         check = modality if modality != "video" else "vision"
@@ -149,7 +150,12 @@ class QueryService:
                 field="modality",
             )
         try:
-            item = load(modality, source, limits=DecodeLimits.from_settings(self.settings))
+            item = load(
+                modality,
+                source,
+                limits=DecodeLimits.from_settings(self.settings),
+                recipe=recipe_for_encoder(target.encoder),
+            )
         except (InvalidMedia, UnsupportedMediaType) as e:
             if label is None:
                 raise

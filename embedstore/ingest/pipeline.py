@@ -182,24 +182,27 @@ def decode_groups(
     timeout_s: float | None = None,
     device: str | None = None,
     batch_size: int = 32,
+    recipe: str | None = None,
 ) -> Iterator[tuple[Group, Any]]:
     """Decode each group's leader in worker processes; yields (group, tensor or exception).
 
     ``groups`` is consumed lazily: the workers start before its first item is taken. With a
-    ``device``, JPEG images are decoded ``batch_size`` at a time on it instead (gpu_decode).
+    ``device``, JPEG images are decoded ``batch_size`` at a time on it instead (gpu_decode; the
+    default recipe only). ``recipe`` is the encoder family's preprocessing (None: ImageBind's).
     """
     from pathlib import Path
 
     from embedstore.modalities import DecodeTask, decode_many
 
     sent: dict[int, Group] = {}
+    options = {"recipe": recipe} if recipe else {}
 
     def tasks() -> Iterator[DecodeTask]:
         for i, g in enumerate(groups):
             sent[i] = g
-            yield DecodeTask(i, g.leader.modality, Path(g.leader.uri))
+            yield DecodeTask(i, g.leader.modality, Path(g.leader.uri), dict(options))
 
-    if device is None:
+    if device is None or recipe:
         results = decode_many(tasks(), workers, limits=limits, timeout_s=timeout_s)
     else:
         from embedstore.modalities.gpu_parallel import decode_many_on_device
@@ -235,8 +238,10 @@ class DecodeAhead(threading.Thread):
         timeout_s: float | None = None,
         device: str | None = None,
         batch_size: int = 32,
+        recipe: str | None = None,
     ) -> None:
         super().__init__(name="embedstore-decode", daemon=True)
+        self.recipe = recipe
         self.groups: Sequence[Group] = groups or ()
         self.workers = workers
         self.limits, self.timeout_s = limits, timeout_s
@@ -268,6 +273,7 @@ class DecodeAhead(threading.Thread):
                 timeout_s=self.timeout_s,
                 device=self.device,
                 batch_size=self.batch_size,
+                recipe=self.recipe,
             ):
                 while not self.stop.is_set():
                     try:

@@ -14,6 +14,8 @@ from embedstore.modalities.registry import Loader
 DEFAULT_RECIPE = "imagebind"
 _RECIPES: dict[str, dict[str, Loader]] = {}
 _LAZY: dict[str, str] = {"languagebind": "embedstore.modalities.languagebind"}
+# encoder family -> its recipe; families not listed use the default
+FAMILY_RECIPES: dict[str, str] = {"languagebind": "languagebind"}
 
 
 def register_recipe(recipe: str, modality: str, loader: Loader) -> None:
@@ -24,6 +26,18 @@ def register_recipe(recipe: str, modality: str, loader: Loader) -> None:
 def list_recipes() -> list[str]:
     """Every known recipe name, the default included."""
     return sorted({DEFAULT_RECIPE, *_RECIPES, *_LAZY})
+
+
+def recipe_for_encoder(name: str) -> str | None:
+    """The recipe of the registered encoder ``name``'s family; None means the default."""
+    from embedstore.encoders.registry import get_encoder_info
+    from embedstore.errors import EmbedstoreError
+
+    try:
+        family = get_encoder_info(name).family
+    except EmbedstoreError:
+        return None
+    return FAMILY_RECIPES.get(family)
 
 
 def recipe_loader(recipe: str, modality: str) -> Loader:

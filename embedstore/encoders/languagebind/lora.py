@@ -38,7 +38,8 @@ class LoraLinear(nn.Linear):
             return
         a = self.lora_A["default"].weight.double()
         b = self.lora_B["default"].weight.double()
-        self.weight.copy_((self.weight.double() + (b @ a) * self.scale).to(self.weight.dtype))
+        merged = (self.weight.double() + (b @ a) * self.scale).to(self.weight.dtype)
+        self.weight.data = merged  # a new tensor: the loaded one may be a read-only file mapping
         self.merged = True
 
 
