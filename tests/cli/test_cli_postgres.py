@@ -41,3 +41,17 @@ def test_index_rename_search_on_postgres(invoke, library: Path, pg_url: str) -> 
     )
     assert hits[0]["uri"] == str(library / "images" / "puppy.png")
     assert not (Path(os.environ["EMBEDSTORE_DATA_DIR"]) / "embedstore.db").exists()
+
+
+def test_reindex_encoder_keeps_ids_on_postgres(invoke, library: Path, pg_url: str) -> None:
+    index_json(invoke, library / "images", "-c", "media")
+    before = {h["uri"]: h["id"] for h in json.loads(invoke("ls", "-c", "media", "--json").stdout)}
+    (library / "images" / "bird.png").unlink()
+    out = invoke("reindex", "-c", "media", "--encoder", "openclip_test", "--json").stdout
+    info = json.loads(out)
+    assert info["encoder"] == "openclip_test" and info["reembed"]["reembedded"] == 2
+    assert info["reembed"]["missing"] == [str(library / "images" / "bird.png")]
+    after = {h["uri"]: h["id"] for h in json.loads(invoke("ls", "-c", "media", "--json").stdout)}
+    assert after == before
+    hits = json.loads(invoke("search", "a dog", "-c", "media", "-k", "2", "--json").stdout)
+    assert len(hits) == 2
