@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 # Install Debian data packages when missing and when we can (root + apt); otherwise the tests
-# that need them skip with a reason.
+# that need them skip with a reason (and fail under CI=true, as .ci/run sets it).
 define apt_install
 	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
