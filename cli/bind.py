@@ -145,8 +145,10 @@ def bind_command(
     )
     for f in result.failed:
         click.echo(f"skipping {f.uri}: {f.reason}", err=True)
-    # a short name only where ``bound:NAME`` resolves to this folder (the data dir of the env)
-    encoder = f"bound:{name}" if name and bound_dir(name) == result.path else result.encoder
+    # a short name only where ``bound:NAME`` resolves to this folder (the settings' data dir)
+    encoder = (
+        f"bound:{name}" if name and bound_dir(name, settings) == result.path else result.encoder
+    )
     metrics = {k: round(v, 4) for k, v in result.metrics.items() if isinstance(v, float)}
     if as_json:
         doc = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +22,9 @@ Precision = Literal["fp32", "tf32", "bf16", "fp16"]
 GpuDecode = Literal["auto", "on", "off"]
 GeneratorPrecision = Literal["auto", "fp32", "bf16", "fp16"]
 Device = str  # "auto", "cpu", "cuda", "cuda:1"
+# The TOML file given to load_settings (``--config``), seen by settings_customise_sources while
+# that call builds its Settings: the environment is read, never written.
+_CONFIG_FILE: ContextVar[str | None] = ContextVar("embedstore_config_file", default=None)
 
 
 def default_data_dir() -> Path:
@@ -39,7 +43,11 @@ class Settings(BaseSettings):
     database_url: str | None = None
     weights_dir: Path | None = None
     weights_path: Path | None = None
+    # imagebind_huge download: a mirror of the official URL, and a sha256 to enforce
+    imagebind_huge_url: str | None = None
+    imagebind_huge_sha256: str | None = None
     encoder: str = "imagebind_huge"
+    demo_encoder: str | None = None  # make demo: None = imagebind_huge (fetched) else imagebind_test
     device: Device = "auto"
     precision: Precision = "fp32"
     batch_size: int = Field(32, ge=1, le=4096)
@@ -101,10 +109,12 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = os.environ.get("EMBEDSTORE_CONFIG")
+        given = _CONFIG_FILE.get()
+        path = given or os.environ.get("EMBEDSTORE_CONFIG")
         if path:
             if not Path(path).is_file():
-                raise InvalidConfig(f"Config file {path!r} (EMBEDSTORE_CONFIG) does not exist")
+                origin = "--config" if given else "EMBEDSTORE_CONFIG"
+                raise InvalidConfig(f"Config file {path!r} ({origin}) does not exist")
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
 
@@ -149,12 +159,17 @@ class Settings(BaseSettings):
 
 
 def load_settings(config: Path | str | None = None, **flags: Any) -> Settings:
-    """Build settings; ``flags`` (CLI options) that are not None beat env and the config file."""
-    if config:
-        os.environ["EMBEDSTORE_CONFIG"] = str(config)
+    """Build settings; ``flags`` (CLI options) that are not None beat env and the config file.
+
+    ``config`` (``--config``) names the TOML file instead of ``EMBEDSTORE_CONFIG``; the process
+    environment is left as it was.
+    """
+    token = _CONFIG_FILE.set(str(config) if config else None)
     try:
         return Settings(**{k: v for k, v in flags.items() if v is not None})
     except InvalidConfig:
         raise
     except Exception as e:  # pydantic.ValidationError, TOML errors
         raise InvalidConfig(f"Invalid settings: {e}") from e
+    finally:
+        _CONFIG_FILE.reset(token)

@@ -14,6 +14,7 @@ from embedstore.config import Settings, load_settings
 from embedstore.errors import (
     Conflict,
     EncoderMismatch,
+    InvalidConfig,
     InvalidInput,
     InvalidQuery,
     UnsupportedMediaType,
@@ -42,6 +43,7 @@ class Engine:
         self._encoders_lock = threading.Lock()  # the encoder dicts below, held only briefly
         self._load_locks: dict[str, threading.Lock] = {}  # one per encoder name, held while loading
         self._failed: dict[str, tuple[float, BaseException]] = {}  # name -> (when, load error)
+        self._weights_owner: str | None = None  # the encoder that settings.weights_path is for
         self._encode_lock = threading.Lock()
         self.encoded_items = 0
         """How many items went through a model since this engine was made (tests, benchmarks)."""
@@ -107,8 +109,35 @@ class Engine:
             name,
             device=s.resolved_device(),
             precision=s.precision,
-            weights_path=s.weights_path if name == s.encoder else None,
+            weights_path=self._weights_path_for(name),
             weights_dir=s.resolved_weights_dir,
+            settings=s,
+        )
+
+    def _weights_path_for(self, name: str) -> Path | None:
+        """``weights_path`` is one model's file: the configured encoder's, or else the first one
+        this engine loads that needs a weights file (the collection being indexed or searched).
+
+        A second encoder that needs a file while ``weights_path`` belongs to another raises
+        `InvalidConfig`: one file cannot be the checkpoint of two models.
+        """
+        s = self.settings
+        if s.weights_path is None:
+            return None
+        from embedstore.encoders import get_encoder_info
+
+        if name != s.encoder and get_encoder_info(name, s).weights_file is None:
+            return None  # built in (seeded) or a bound folder: no checkpoint to point at
+        with self._encoders_lock:
+            owner = self._weights_owner
+            if owner is None or owner == name:
+                self._weights_owner = name
+                return s.weights_path
+        raise InvalidConfig(
+            f"weights_path ({s.weights_path}; --weights-path / EMBEDSTORE_WEIGHTS_PATH) is the "
+            f"weights file of encoder {owner!r}, but {name!r} needs one too; put each model's "
+            f"file in the weights folder {s.resolved_weights_dir} (--weights-dir) instead",
+            field="weights_path",
         )
 
     def generator(self, name: str | None = None) -> Generator:
@@ -178,7 +207,7 @@ class Engine:
         """
         from embedstore.encoders import get_encoder_info
 
-        info = get_encoder_info(encoder or self.settings.encoder)
+        info = get_encoder_info(encoder or self.settings.encoder, self.settings)
         coll = self.store.create_collection(
             name,
             info.name,

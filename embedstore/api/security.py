@@ -120,7 +120,7 @@ def check_encoder_name(name: str | None, settings: Settings) -> None:
     if sep and prefix == "bound":
         from embedstore.bind.bound import bound_dir
 
-        folder = bound_dir(rest).resolve()
+        folder = bound_dir(rest, settings).resolve()
         if not folder.is_relative_to(settings.data_dir.expanduser().resolve()):
             raise PathNotAllowed(
                 f"Encoder {name!r}: over HTTP a bound encoder must lie inside the data folder "
@@ -132,4 +132,4 @@ def check_encoder_name(name: str | None, settings: Settings) -> None:
             f"Encoder {name!r}: over HTTP, {prefix}: takes a model name, not a path",
             field="encoder",
         )
-    get_encoder_info(name)
+    get_encoder_info(name, settings)

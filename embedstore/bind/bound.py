@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,23 +30,29 @@ from embedstore.encoders.registry import (
 )
 from embedstore.errors import InvalidConfig, UnknownEncoder
 
+if TYPE_CHECKING:
+    from embedstore.config import Settings
+
 FORMAT = "embedstore.bound/1"
 CONFIG_FILE = "config.json"
 TOWER_FILE = "tower.pt"
 ADAPTERS_FILE = "adapters.pt"
 
 
-def bound_dir(name_or_path: str | Path) -> Path:
-    """``bound:`` names: an existing folder path, else ``<data_dir>/bound/<name>``."""
+def bound_dir(name_or_path: str | Path, settings: Settings | None = None) -> Path:
+    """``bound:`` names: an existing folder path, else ``<data_dir>/bound/<name>``.
+
+    The data folder is ``settings.data_dir`` (``--data-dir``, ``EMBEDSTORE_DATA_DIR`` or the
+    config file); without ``settings`` the process's settings are loaded.
+    """
     p = Path(name_or_path).expanduser()
     if p.is_dir() or os.sep in str(name_or_path) or str(name_or_path).startswith("."):
         return p.resolve()
-    data = os.environ.get("EMBEDSTORE_DATA_DIR")
-    if data:
-        return Path(data).expanduser() / "bound" / str(name_or_path)
-    from embedstore.config import default_data_dir
+    if settings is None:
+        from embedstore.config import load_settings
 
-    return default_data_dir() / "bound" / str(name_or_path)
+        settings = load_settings()
+    return settings.data_dir / "bound" / str(name_or_path)
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -164,20 +170,24 @@ class BoundEncoder(Encoder):
             return self.tower.embed(modality, batch.to(self.device)).float().cpu().numpy()
 
 
-def load_bound_encoder(path: str | Path, **kwargs: Any) -> BoundEncoder:
+def load_bound_encoder(
+    path: str | Path, settings: Settings | None = None, **kwargs: Any
+) -> BoundEncoder:
     """Load a bound-encoder folder (kwargs: device, precision, weights_dir for the base)."""
     kwargs.pop("weights_path", None)  # belongs to the tower folder, not to the base
-    return BoundEncoder(bound_dir(path), **kwargs)
+    if settings is not None:
+        kwargs["settings"] = settings
+    return BoundEncoder(bound_dir(path, settings), **kwargs)
 
 
-def bound_info(rest: str) -> EncoderInfo:
-    """Registry resolver for ``bound:<path or name>``."""
-    path = bound_dir(rest)
+def bound_info(rest: str, settings: Settings | None = None) -> EncoderInfo:
+    """Registry resolver for ``bound:<path or name>`` (names live in the settings' data folder)."""
+    path = bound_dir(rest, settings)
     config = read_config(path)
-    base = get_encoder_info(config["base_encoder"])
+    base = get_encoder_info(config["base_encoder"], settings)
 
-    def factory(**kwargs: Any) -> Encoder:
-        return load_bound_encoder(path, **kwargs)
+    def factory(settings: Settings | None = None, **kwargs: Any) -> Encoder:
+        return load_bound_encoder(path, settings, **kwargs)
 
     return EncoderInfo(
         name=f"bound:{rest}",
@@ -190,9 +200,16 @@ def bound_info(rest: str) -> EncoderInfo:
     )
 
 
-def register_bound_encoder(name: str, path: str | Path, *, replace: bool = False) -> EncoderInfo:
+def register_bound_encoder(
+    name: str, path: str | Path, *, replace: bool = False, settings: Settings | None = None
+) -> EncoderInfo:
     """Register a bound-encoder folder under a plain name, usable as ``create_encoder(name)``."""
-    info = bound_info(str(bound_dir(path)))
+    folder = bound_dir(path, settings)
+    info = bound_info(str(folder), settings)
+
+    def factory(settings: Settings | None = None, **kwargs: Any) -> Encoder:
+        return load_bound_encoder(folder, settings, **kwargs)
+
     register_encoder(
         name,
         family="bound",
@@ -200,7 +217,7 @@ def register_bound_encoder(name: str, path: str | Path, *, replace: bool = False
         modalities=info.modalities,
         description=info.description,
         replace=replace,
-    )(lambda **kwargs: load_bound_encoder(path, **kwargs))
+    )(factory)
     return get_encoder_info(name)
 
 

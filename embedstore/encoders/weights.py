@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import socket
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,17 +27,12 @@ class WeightsSource:
     file_name: str
     url: str | None = None
     sha256: str | None = None
-    url_env: str | None = None  # env var that overrides ``url`` (a mirror)
-    sha256_env: str | None = None  # env var that supplies/overrides ``sha256``
 
-    def resolved_url(self) -> str | None:
-        """The download URL, honouring ``url_env``."""
-        return (os.environ.get(self.url_env) if self.url_env else None) or self.url
-
-    def resolved_sha256(self) -> str | None:
-        """The expected sha256 (lower-case hex), honouring ``sha256_env``."""
-        value = (os.environ.get(self.sha256_env) if self.sha256_env else None) or self.sha256
-        return value.lower() if value else None
+    def with_overrides(self, url: str | None = None, sha256: str | None = None) -> WeightsSource:
+        """This source with a mirror URL and/or a sha256 from the settings, when given."""
+        return WeightsSource(
+            self.file_name, url or self.url, (sha256 or self.sha256 or "").lower() or None
+        )
 
 
 def sha256_file(path: Path) -> str:
@@ -86,17 +83,34 @@ def resolve_weights(
     target = default_weights_dir(weights_dir) / source.file_name
     if target.is_file():
         return target
-    url = source.resolved_url()
+    url = source.url
     if not download or not url:
         raise WeightsNotFound(f"{source.file_name} not found. {_where_hint(source, target)}")
     try:
-        return download_file(url, target, sha256=source.resolved_sha256(), progress=progress)
+        return download_file(url, target, sha256=source.sha256, progress=progress)
     except (urllib.error.URLError, OSError, TimeoutError) as e:
         raise WeightsNotFound(
             f"{source.file_name} not found in {target.parent} and the download from {url} failed "
             f"({e}). {_where_hint(source, target)}",
             field="weights_path",
         ) from e
+
+
+def reachable(url: str, timeout: float = 3.0) -> bool:
+    """True when a TCP connection to ``url``'s host and port opens within ``timeout`` seconds.
+
+    A cheap probe before a large download: offline (no route, no DNS, a refused port) it answers
+    in at most ``timeout`` instead of waiting out the download's own timeout.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if not parts.hostname:
+        return False
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def download_file(

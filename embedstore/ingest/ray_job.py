@@ -257,7 +257,7 @@ def _embed_ray(
 
     if not plan.groups:
         return
-    info = get_encoder_info(coll.info().encoder)
+    info = get_encoder_info(coll.info().encoder, engine.settings)
     supported = []
     for g in plan.groups:
         needs = "vision" if g.leader.modality == "video" else g.leader.modality

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ from embedstore.encoders.imagebind.model import MODALITIES, ImageBindModel
 from embedstore.encoders.registry import register_encoder
 from embedstore.encoders.weights import WeightsSource, resolve_weights
 from embedstore.errors import ChecksumMismatch
+
+if TYPE_CHECKING:
+    from embedstore.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +50,15 @@ HUGE_WEIGHTS = WeightsSource(
     file_name="imagebind_huge.pth",
     url="https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth",
     sha256=None,  # not published; set EMBEDSTORE_IMAGEBIND_HUGE_SHA256 to enforce one
-    url_env="EMBEDSTORE_IMAGEBIND_HUGE_URL",
-    sha256_env="EMBEDSTORE_IMAGEBIND_HUGE_SHA256",
 )
 VISION_NDIMS = (4, 5)  # images (B,3,H,W) and single clips (B,3,T,H,W)
+
+
+def huge_weights(settings: Settings | None) -> WeightsSource:
+    """The imagebind_huge checkpoint's source, with the settings' mirror URL and sha256."""
+    if settings is None:
+        return HUGE_WEIGHTS
+    return HUGE_WEIGHTS.with_overrides(settings.imagebind_huge_url, settings.imagebind_huge_sha256)
 
 
 def file_fingerprint(path: Path) -> str:
@@ -136,9 +144,12 @@ def imagebind_huge(
     precision: str = "fp32",
     weights_path: Path | None = None,
     weights_dir: Path | None = None,
+    settings: Settings | None = None,
 ) -> ImageBindEncoder:
     """The official ImageBind huge model; weights from a path, the cache or the official URL."""
-    path = resolve_weights(HUGE_WEIGHTS, weights_path=weights_path, weights_dir=weights_dir)
+    path = resolve_weights(
+        huge_weights(settings), weights_path=weights_path, weights_dir=weights_dir
+    )
     model = load_checkpoint(HUGE_CONFIG, path)
     version = f"imagebind_huge:{file_fingerprint(path)}"
     return ImageBindEncoder(
