@@ -6,7 +6,12 @@ the recall lost to approximation is explicit; with labels, zero-shot classificat
 cached on disk, so a rerun with another ``--index`` does no model work.
 
     python -m benchmarks.recall pairs.jsonl --encoder imagebind_huge --index HNSW32 --json
+    python -m benchmarks.recall --tuxpaint 200 --encoder imagebind_huge --encoder languagebind
     python -m benchmarks.recall --smoke --json
+
+Several ``--encoder`` options evaluate the same pairs with each encoder (each with its family's
+preprocessing) and print the rows side by side per modality pair, with the chance level; an
+encoder with random weights (``*_test``) is flagged, since its numbers are chance numbers.
 """
 
 from __future__ import annotations
@@ -105,6 +110,16 @@ def evaluate(
     return rows
 
 
+def chance(row: dict[str, Any]) -> dict[str, float]:
+    """Recall@k of a random ranking with one relevant item: k / gallery (at most 1)."""
+    return {f"chance_at_{k}": round(min(1.0, k / max(row["gallery"], 1)), 4) for k in KS}
+
+
+def random_weights(encoder: str) -> bool:
+    """True for the tiny seeded test encoders (random weights: their recall is at chance)."""
+    return encoder.endswith("_test")
+
+
 def _f(metrics: dict[str, float | None], k: int) -> float:
     return float(metrics[f"recall_at_{k}"] or 0.0)
 
@@ -190,6 +205,39 @@ def smoke_manifest(folder: Path, n: int = 6) -> Path:
     return path
 
 
+def run_many(
+    manifest: Path, cache_dir: Path, encoders: list[str], spec: str = "auto", **kwargs: Any
+) -> dict[str, Any]:
+    """`run` for each encoder on the same pairs: rows tagged by encoder, grouped per pair."""
+    docs = [run(manifest, cache_dir, name, spec, **kwargs) for name in encoders]
+    rows = []
+    for name, doc in zip(encoders, docs, strict=True):
+        for r in doc["rows"]:
+            rows.append({"encoder": name} | r)
+    order = {name: i for i, name in enumerate(encoders)}
+    rows.sort(
+        key=lambda r: (
+            r["task"],
+            r["query_modality"],
+            r["target_modality"],
+            r["index"] != "exact",
+            order[r["encoder"]],
+        )
+    )
+    params = dict(docs[0]["params"])
+    params["encoder"] = ",".join(encoders)
+    params["encoders"] = list(encoders)
+    params["embedded"] = sum(d["params"]["embedded"] for d in docs)
+    params["cached"] = sum(d["params"]["cached"] for d in docs)
+    random = [n for n in encoders if random_weights(n)]
+    if random:
+        params["note"] = NOTE.format(names=", ".join(random))
+    return result_doc("recall", params, rows)
+
+
+NOTE = "{names}: random weights, recall at chance level (see chance_at_k); not a quality figure"
+
+
 def run(
     manifest: Path,
     cache_dir: Path,
@@ -214,7 +262,10 @@ def run(
         weights_dir=weights_dir,
     )
     vectors = cache.embed([k for p in pairs for k in (p.query, p.target)])
-    rows = evaluate(pairs, vectors, spec, ann_k)
+    rows = [
+        r | chance(r) if r["task"] == "retrieval" else r
+        for r in evaluate(pairs, vectors, spec, ann_k)
+    ]
     rows += zero_shot(pairs, cache, prompt)
     params = {
         "manifest": str(manifest),
@@ -235,7 +286,12 @@ def run(
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("manifest", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
-    "--encoder", default="imagebind_huge", show_default=True, help="Registered encoder name."
+    "--encoder",
+    "encoders",
+    multiple=True,
+    default=("imagebind_huge",),
+    show_default=True,
+    help="Registered encoder name; repeat (or comma-separate) to compare encoders side by side.",
 )
 @click.option(
     "--index",
@@ -270,7 +326,7 @@ def run(
 @output_options
 def main(
     manifest: Path | None,
-    encoder: str,
+    encoders: tuple[str, ...],
     spec: str,
     ann_k: int,
     prompt: str,
@@ -290,14 +346,17 @@ def main(
 
     \b
         python -m benchmarks.recall pairs.jsonl --encoder imagebind_huge --index HNSW32
+        python -m benchmarks.recall --tuxpaint 200 --encoder imagebind_huge,languagebind
         embedstore bench recall pairs.csv --index IVF256,Flat --out recall.json
     """
+    names = [n.strip() for e in encoders for n in e.split(",") if n.strip()]
     if "{label}" not in prompt:
         raise click.BadParameter("must contain {label}", param_hint="--prompt")
     with tempfile.TemporaryDirectory(prefix="embedstore-recall-") as tmp:
         if smoke:
             manifest = manifest or smoke_manifest(Path(tmp))
-            encoder, device, threads = "imagebind_test", "cpu", threads or 2
+            device, threads = "cpu", threads or 2
+            names = [n for n in names if n.endswith("_test")] or ["imagebind_test"]
             spec = "HNSW16" if spec == "auto" else spec  # exercise a real ANN index
         if tuxpaint is not None:
             if manifest is not None:
@@ -314,10 +373,10 @@ def main(
 
             cache_dir = Path(tmp) / "cache" if smoke else load_settings().data_dir / "bench-cache"
         try:
-            doc = run(
+            doc = run_many(
                 manifest,
                 cache_dir,
-                encoder,
+                names,
                 spec,
                 ann_k=ann_k,
                 prompt=prompt,
@@ -339,6 +398,8 @@ def main(
             doc["params"]["manifest"] = (
                 "smoke" if smoke else f"tuxpaint-stamps-default ({tuxpaint})"
             )
+        if "note" in doc["params"]:
+            click.echo(f"note: {doc['params']['note']}", err=True)
         emit(doc, as_json=as_json, out=out, plot=plot)
 
 

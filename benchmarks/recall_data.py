@@ -155,9 +155,17 @@ class EmbeddingCache:
         import torch
 
         from embedstore import modalities
+        from embedstore.modalities.recipes import recipe_for_encoder
 
+        recipe = recipe_for_encoder(self.encoder_name)  # the family's own preprocessing
+        # LanguageBind's processor rejects non-RGB pictures (Tux Paint stamps are RGBA): convert
+        # them as ImageBind's loader does, so both families see the same pixels
+        options = {"convert_rgb": True} if recipe and modality in ("vision", "thermal") else {}
         items = [
-            modalities.load(modality, k[1] if modality == "text" else Path(k[1])) for k in keys
+            modalities.load(
+                modality, k[1] if modality == "text" else Path(k[1]), recipe=recipe, **options
+            )
+            for k in keys
         ]
         if modality == "video":  # one vector per video: the mean of its clips' vectors
             vecs = np.stack([self.encoder.encode("vision", it.clips).mean(axis=0) for it in items])

@@ -116,3 +116,30 @@ def test_csv_manifest_and_bad_rows(tmp_path: Path) -> None:
     )
     with pytest.raises(InvalidInput, match="no.png does not exist"):
         read_manifest(bad)
+
+
+def test_two_encoders_side_by_side_on_the_same_pairs(run_json, check_doc, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    doc = run_json(
+        recall.main,
+        "--smoke",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--encoder",
+        "imagebind_test",
+        "--encoder",
+        "languagebind_test",
+    )
+    check_doc(doc, "recall")
+    assert doc["params"]["encoders"] == ["imagebind_test", "languagebind_test"]
+    assert "random weights" in doc["params"]["note"]
+    retrieval = [r for r in doc["rows"] if r["task"] == "retrieval"]
+    by_encoder = {e: [r for r in retrieval if r["encoder"] == e] for e in doc["params"]["encoders"]}
+    pairs = {
+        e: [(r["query_modality"], r["target_modality"], r["index"]) for r in rows]
+        for e, rows in by_encoder.items()
+    }
+    assert pairs["imagebind_test"] == pairs["languagebind_test"]  # the same pairs, row by row
+    for rows in by_encoder.values():
+        same = [r for r in rows if r["query_modality"] == r["target_modality"] == "vision"]
+        assert all(r["recall_at_1"] == 1.0 for r in same)  # an image finds itself
+        assert all(r["chance_at_1"] == pytest.approx(1 / r["gallery"], abs=1e-4) for r in rows)
