@@ -23,7 +23,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,postgres,llava]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,postgres,llava,scale]'
 	@# test data only: seglearn ships a real smartwatch IMU recording (the package is never imported)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps seglearn
 	@touch $@

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from testdata import require_data
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))  # ingest_media
 
 
 @pytest.fixture(scope="session")
