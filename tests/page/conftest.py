@@ -7,7 +7,6 @@ any console error the test did not expect.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 from api.conftest import serve
+from testdata import require_data
 
 from benchmarks.browser import (
     ASSETS,
@@ -30,21 +30,12 @@ from benchmarks.browser import (
 from embedstore.config import Settings
 
 COLLECTION = "lib"
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def _unavailable(reason: str) -> None:
-    """Fail in CI (the browser and the data must be there), skip elsewhere."""
-    if IN_CI:
-        pytest.fail(f"CI=true but {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 photos (whole and 3 crops each), their 2-second sounds and a caption each: 18 files."""
-    if not ASSETS.is_dir():
-        _unavailable(f"reference assets not found at {ASSETS}")
+    require_data(ASSETS, f"reference assets not found at {ASSETS}")
     return make_library(tmp_path_factory.mktemp("page") / "lib")
 
 
@@ -74,8 +65,7 @@ def site(page_settings: Settings, library: Path) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     reason = browser_missing()
-    if reason:
-        _unavailable(reason)
+    require_data(reason is None, reason or "")
     with chromium() as driver:
         yield driver
 

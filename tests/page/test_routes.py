@@ -84,3 +84,22 @@ def test_a_browser_recording_searches_as_audio(app_client: TestClient) -> None:
         data={"modality": "audio"},
     )
     assert image_as_audio.status_code == 415
+
+
+def test_thumbnails_of_transparent_pictures_lie_on_white(app_client: TestClient) -> None:
+    """Stamps and icons are RGBA PNGs whose transparent pixels hold arbitrary colours."""
+    from PIL import Image
+
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[..., 0] = 255  # invisible red everywhere...
+    rgba[16:48, 16:48] = (0, 0, 255, 255)  # ...and an opaque blue square
+    out = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(out, format="PNG")
+    assert app_client.post("/v1/collections", json={"name": "c"}).status_code == 201
+    added = app_client.post("/v1/collections/c/items", files={"file": ("icon.png", out.getvalue())})
+    item_id = added.json()["ids"][0]
+    thumb = app_client.get(f"/v1/collections/c/items/{item_id}/thumbnail")
+    pixels = np.asarray(Image.open(io.BytesIO(thumb.content)).convert("RGB"), dtype=np.int16)
+    # JPEG (quality 85) keeps flat areas within a few levels; 12 leaves room for chroma rounding.
+    assert np.abs(pixels[2, 2] - (255, 255, 255)).max() <= 12
+    assert np.abs(pixels[32, 32] - (0, 0, 255)).max() <= 12

@@ -22,7 +22,7 @@ const ui = {
 };
 
 let state = parseState(location.search);
-let lastHits = [];
+const itemNames = new Map(); // id -> name, for "items like NAME"
 let inFlight = null;
 let searches = 0;
 let detailHit = null;
@@ -176,6 +176,10 @@ async function run(fileKey) {
     setBusy("done");
     return;
   }
+  if (state.item != null && !itemNames.has(state.item)) {
+    const item = state.item; // opened from an address: look its name up alongside the search
+    api.getItem(state.c, item).then((info) => itemNames.set(item, hitName(info)), () => {});
+  }
   const options = { k: state.k, offset: state.offset };
   if (state.in.length) options.modalities = state.in;
   if (inFlight) inFlight.abort();
@@ -220,10 +224,7 @@ async function run(fileKey) {
 
 function describeQuery(fileQuery) {
   if (fileQuery) return `the file ${fileQuery.file.name}`;
-  if (state.item != null) {
-    const hit = lastHits.find((h) => h.id === state.item);
-    return `items like ${hit ? hitName(hit) : `item ${state.item}`}`;
-  }
+  if (state.item != null) return `items like ${itemNames.get(state.item) ?? `item ${state.item}`}`;
   return `“${state.q}”`;
 }
 
@@ -232,7 +233,8 @@ function render(answer, fileQuery) {
   const hits = answer.results;
   const handlers = { open: openDetail, similar: moreLikeThis };
   ui.results.replaceChildren(...hits.map((hit, i) => hitCard(state.c, hit, state.offset + i, handlers)));
-  lastHits = hits;
+  for (const hit of hits) itemNames.set(hit.id, hitName(hit));
+  performance.mark("embedstore:built");
   ui.results.dataset.tookMs = String(answer.took_ms);
   const first = state.offset + 1;
   const last = state.offset + hits.length;
@@ -248,6 +250,7 @@ function render(answer, fileQuery) {
       const total = performance.measure("embedstore:search", "embedstore:submit", "embedstore:painted");
       performance.measure("embedstore:request", "embedstore:submit", "embedstore:response");
       performance.measure("embedstore:render", "embedstore:response", "embedstore:painted");
+      performance.measure("embedstore:build", "embedstore:response", "embedstore:built");
       const what = describeQuery(fileQuery);
       say(
         hits.length
