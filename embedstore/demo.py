@@ -3,20 +3,24 @@
 Run with ``python -m embedstore.demo`` (``make demo``). Uses Debian's ``tuxpaint-stamps-default``:
 each stamp ``X`` has a picture ``X.png``, a caption in ``X.txt`` and, for 135 of them, the sound
 the object makes in ``X.ogg``/``X.wav``.
+
+The encoder is ``--encoder``, else ``EMBEDSTORE_DEMO_ENCODER``, else ``imagebind_huge``: its
+official weights are fetched when missing (progress bar, resumable, checksummed when a sha256 is
+configured); offline, or when the download fails, the demo says so and uses ``imagebind_test``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from embedstore.config import default_data_dir, load_settings
+from embedstore.config import Settings, default_data_dir, load_settings
 from embedstore.engine import Engine
+from embedstore.errors import EmbedstoreError
 
 STAMPS = Path("/usr/share/tuxpaint/stamps")
 # Tux Paint's palette PNGs trigger a harmless Pillow warning per file (also in decode workers).
@@ -56,18 +60,44 @@ def find_stamps(root: Path) -> list[Stamp]:
     return stamps
 
 
-def choose_encoder(engine: Engine, requested: str | None) -> str:
-    """``imagebind_huge`` when its weights are present, else the tiny test model (said loudly)."""
-    from embedstore.encoders import get_encoder_info
+def choose_encoder(engine: Engine, requested: str | None = None, probe_timeout: float = 3.0) -> str:
+    """The requested encoder (``--encoder``, ``EMBEDSTORE_DEMO_ENCODER``), else ``imagebind_huge``
+    with its weights fetched when missing, else (offline, failed) the tiny test model, said loudly.
 
+    A TCP probe of the download host (``probe_timeout`` seconds) comes first, so that offline
+    the fallback comes at once instead of after the download's own timeout.
+    """
+    from embedstore.encoders import get_encoder_info
+    from embedstore.encoders.imagebind.encoder import huge_weights
+    from embedstore.encoders.weights import reachable, resolve_weights
+
+    settings = engine.settings
+    requested = requested or settings.demo_encoder
     if requested:
         return requested
-    info = get_encoder_info("imagebind_huge")
-    weights = engine.settings.resolved_weights_dir
-    if info.weights_present(weights) or engine.settings.weights_path:
+    info = get_encoder_info("imagebind_huge", settings)
+    weights = settings.resolved_weights_dir
+    if info.weights_present(weights) or settings.weights_path:
         return "imagebind_huge"
+    source = huge_weights(settings)
+    if source.url and reachable(source.url, probe_timeout):
+        say(f"Fetching the imagebind_huge weights ({info.weights_file}, about 4.5 GB) from")
+        say(f"  {source.url}")
+        say(f"into {weights}. Interrupted, the next run resumes; EMBEDSTORE_DEMO_ENCODER=")
+        say("imagebind_test skips the download.")
+        try:
+            resolve_weights(source, weights_dir=weights, progress=True)
+            return "imagebind_huge"
+        except EmbedstoreError as e:
+            say(f"The download failed: {e}")
+    fallback_notice(info.weights_file, weights)
+    return "imagebind_test"
+
+
+def fallback_notice(weights_file: str | None, weights: Path) -> None:
+    """The loud notice that the demo runs the random test model."""
     say("!" * 78)
-    say(f"! imagebind_huge weights ({info.weights_file}) not found in {weights}.")
+    say(f"! imagebind_huge weights ({weights_file}) not found in {weights}.")
     say("! Using imagebind_test, a tiny RANDOM model: the pipeline runs end to end, but")
     say("! the search results below are meaningless. Put imagebind_huge.pth there (or set")
     say("! EMBEDSTORE_WEIGHTS_DIR / EMBEDSTORE_WEIGHTS_PATH) for real results.")
@@ -109,12 +139,27 @@ def evaluate(engine: Engine, coll: str, chosen: list[Stamp]) -> None:
     say(f"  (chance level: {chance:.1%})")
 
 
+def demo_settings(settings: Settings, data_dir: Path | None) -> Settings:
+    """A throw-away catalog in ./.demo (removed by ``make clean``) unless a data folder is given
+    (``--data-dir``, ``EMBEDSTORE_DATA_DIR`` or the config file); weights are still looked up
+    where the user keeps them."""
+    if data_dir is not None:
+        return settings.model_copy(update={"data_dir": data_dir})
+    if "data_dir" in settings.model_fields_set:
+        return settings
+    weights = settings.weights_dir or default_data_dir() / "weights"
+    return settings.model_copy(update={"data_dir": Path(".demo"), "weights_dir": weights})
+
+
 def main(argv: list[str] | None = None) -> int:
     """Index the stamps and print cross-modal searches."""
     ap = argparse.ArgumentParser(prog="python -m embedstore.demo", description=__doc__)
     ap.add_argument("--limit", type=int, default=None, help="stamps to index (default: see below)")
     ap.add_argument("--all", action="store_true", help="index every stamp")
-    ap.add_argument("--encoder", help="encoder (default: imagebind_huge if present)")
+    ap.add_argument(
+        "--encoder",
+        help="encoder (default: EMBEDSTORE_DEMO_ENCODER, else imagebind_huge, fetched if missing)",
+    )
     ap.add_argument(
         "--data-dir", type=Path, help="data folder (default: EMBEDSTORE_DATA_DIR, else ./.demo)"
     )
@@ -128,13 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    # A throw-away catalog in ./.demo (removed by `make clean`) unless a data dir is given;
-    # weights are still looked up where the user keeps them.
-    data_dir = args.data_dir or (None if os.environ.get("EMBEDSTORE_DATA_DIR") else Path(".demo"))
-    settings = load_settings(data_dir=data_dir)
-    if settings.weights_dir is None and data_dir is not None and args.data_dir is None:
-        settings = settings.model_copy(update={"weights_dir": default_data_dir() / "weights"})
-    engine = Engine(settings)
+    engine = Engine(demo_settings(load_settings(), args.data_dir))
+    settings = engine.settings
     encoder = choose_encoder(engine, args.encoder)
     gpu = settings.resolved_device().startswith("cuda")
     default_limit = 400 if (encoder != "imagebind_huge" or gpu) else 120
