@@ -8,7 +8,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PY_DIRS := embedstore indexers cli tests benchmarks
 
-# Debian packages with real media that the demo and the tests read (see docs/data.md).
+# Debian packages with real media that the demo and the tests read (what each one holds:
+# ../shared/DATA.md, beside the repository).
 DEMO_DEBS := tuxpaint-stamps-default
 # chromium + chromium-driver: the search page's browser tests (tests/page) drive them via Selenium.
 TEST_DEBS := visp-images-data dataset-fashion-mnist tuxpaint-stamps-default chromium chromium-driver
