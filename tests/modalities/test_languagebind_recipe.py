@@ -186,7 +186,7 @@ def test_audio_default_starts_are_deterministic_middles_and_short_clips_tile() -
     assert lb_audio.chunk_groups(1037)[2].tolist() == [0]  # an empty group becomes [0]
     path = _path("audio", "mono_16k_12s_int16.wav")
     a = load("audio", path, recipe="languagebind")
-    assert torch.equal(a, load("audio", path, recipe="languagebind"))
+    close(a, load("audio", path, recipe="languagebind"), AUDIO_ATOL)  # float32 FFT: not bitwise
     mel = torch.arange(10.0)[:, None].expand(10, 2)
     tiled = lb_audio.chunks(mel, target=23)
     assert tiled.shape == (3, 2, 23) and tiled[0, 0].tolist() == [*range(10), *range(10), 0, 1, 2]
