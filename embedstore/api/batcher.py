@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -24,10 +24,14 @@ BatchObserver = Callable[[Any, int, float], None]
 """Called as ``observe(key, batch_size, seconds)`` after every batched call."""
 
 
+BUSY_POLL_S = 0.001  # while a batch waits for a busy model, how often it checks the model again
+
+
 @dataclass
 class _Queue(Generic[In, Out]):
     items: asyncio.Queue[tuple[In, asyncio.Future[Out]]] = field(default_factory=asyncio.Queue)
     worker: asyncio.Task[None] | None = None
+    forming: list[tuple[In, asyncio.Future[Out]]] = field(default_factory=list)
 
 
 class BatchSizeMismatch(RuntimeError):
@@ -40,10 +44,11 @@ class Batcher(Generic[K, In, Out]):
     ``run`` runs in a worker thread, never on the event loop, and returns one result per item.
     One worker task per key keeps at most one call per key in flight. A request that finds the
     model idle is dispatched at once, with whatever is queued beside it; only while the model is
-    busy (``busy()``, by default: a call of this batcher is running) does the worker wait up to
-    ``wait_ms`` for more requests to join. Requests that queue behind a running call form the
-    next batch (up to ``max_batch``). Every request ends with its result or an exception, whatever
-    ``run`` or ``observe`` do.
+    busy (``busy()``: a call of this batcher is running, or the ``busy`` callable says so) does the
+    worker wait, up to ``wait_ms``, for more requests to join, and it dispatches as soon as the
+    model is free. Requests that queue behind a running call form the next batch (up to
+    ``max_batch``). Every request ends with its result or an exception, whatever ``run`` or
+    ``observe`` do. ``run_alone`` runs one item in the caller's thread, counted as busy.
     """
 
     def __init__(
@@ -68,10 +73,39 @@ class Batcher(Generic[K, In, Out]):
         """Whether the model (or index) is busy now: new requests would wait for it anyway."""
         return self._running > 0 or (self._busy is not None and self._busy())
 
+    def idle(self) -> bool:
+        """Nothing queued or running here, and the model free: a request may skip the queue."""
+        return not self._queues and not self.busy()
+
     def queued(self, key: K) -> int:
         """How many requests under ``key`` wait for a call (not counting a running one)."""
         queue = self._queues.get(key)
-        return 0 if queue is None else queue.items.qsize()
+        return 0 if queue is None else queue.items.qsize() + len(queue.forming)
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Count as a running call while the block runs (on the event loop thread)."""
+        self._running += 1
+        try:
+            yield
+        finally:
+            self._running -= 1
+
+    def run_alone(self, key: K, item: In) -> Out:
+        """Run one item now, in the calling (worker) thread, observed like a batch of one.
+
+        For a request that found the batcher ``idle()``: it skips the queue and a thread hop.
+        """
+        start = time.perf_counter()
+        results = self._run_batch(key, [item])
+        if len(results) != 1:
+            raise BatchSizeMismatch(f"call for {key!r} returned {len(results)} results for 1")
+        if self._observe is not None:
+            try:
+                self._observe(key, 1, time.perf_counter() - start)
+            except Exception:
+                log.exception("batch observer failed for %r", key)
+        return results[0]
 
     async def submit(self, key: K, item: In) -> Out:
         """Queue ``item`` under ``key`` and wait for its result."""
@@ -88,22 +122,27 @@ class Batcher(Generic[K, In, Out]):
         queue.items.put_nowait((item, future))
         return await future
 
-    async def _collect(
-        self, items: asyncio.Queue[tuple[In, asyncio.Future[Out]]]
-    ) -> list[tuple[In, asyncio.Future[Out]]]:
-        batch = [await items.get()]
-        while len(batch) < self.max_batch and not items.empty():  # what queued meanwhile
-            batch.append(items.get_nowait())
-        if self.wait_s > 0 and len(batch) < self.max_batch and self.busy():
+    async def _collect(self, queue: _Queue[In, Out]) -> list[tuple[In, asyncio.Future[Out]]]:
+        items = queue.items
+        batch = queue.forming = [await items.get()]
+        try:
+            while len(batch) < self.max_batch and not items.empty():  # what queued meanwhile
+                batch.append(items.get_nowait())
             deadline = time.monotonic() + self.wait_s
-            while len(batch) < self.max_batch:
+            while len(batch) < self.max_batch and self.busy():  # join up behind a busy model
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 try:
-                    batch.append(await asyncio.wait_for(items.get(), remaining))
+                    batch.append(await asyncio.wait_for(items.get(), min(remaining, BUSY_POLL_S)))
                 except TimeoutError:
-                    break
+                    continue
+        except BaseException as e:  # cancelled (aclose): the requests taken here end too
+            for _, fut in batch:
+                _fail(fut, e)
+            raise
+        finally:
+            queue.forming = []
         return [(item, fut) for item, fut in batch if not fut.done()]  # done: timed out, gone
 
     async def _work(self, key: K, queue: _Queue[In, Out]) -> None:
@@ -114,7 +153,7 @@ class Batcher(Generic[K, In, Out]):
                 if items.empty() and self._queues.get(key) is queue:
                     del self._queues[key]  # idle: forget the key (keys may be many, e.g. filters)
                     return
-                batch = await self._collect(items)
+                batch = await self._collect(queue)
                 if batch:
                     await self._call(key, batch)
                 batch = []

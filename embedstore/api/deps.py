@@ -30,8 +30,8 @@ class ApiState:
     metrics: Metrics
 
 
-def get_state(request: Request) -> ApiState:
-    """The app's state."""
+async def get_state(request: Request) -> ApiState:
+    """The app's state (``async``: a plain ``def`` dependency would cost a thread hop)."""
     state: ApiState = request.app.state.api
     return state
 

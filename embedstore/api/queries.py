@@ -190,9 +190,33 @@ class QueryService:
         opts: SearchOptions,
         label: str | None = None,
     ) -> list[SearchResult]:
-        """Search with text (``modality='text'``) or the bytes of a media file."""
+        """Search with text (``modality='text'``) or the bytes of a media file.
+
+        When nothing is queued or running (one client, or a quiet moment), the query is decoded,
+        embedded and searched in one worker thread, without waiting in the batchers; while
+        it runs, the batchers count as busy, so queries arriving meanwhile queue up there and
+        share the next calls.
+        """
+        if self.batcher.idle() and self.searcher.idle():
+            with self.batcher.hold(), self.searcher.hold():
+                return await run_in_threadpool(
+                    self._search_alone, name, modality, source, opts, label
+                )
         _, vec = await self.embed(name, modality, source, label)
         return await self.searcher.submit(opts.key(name), vec)
+
+    def _search_alone(
+        self, name: str, modality: str, source: str | bytes, opts: SearchOptions, label: str | None
+    ) -> list[SearchResult]:
+        """Decode, embed and search one query in this (worker) thread."""
+        from embedstore.modalities import VideoItem
+
+        target, item = self._decode(name, modality, source, label)
+        if isinstance(item, VideoItem):
+            vec = self._embed_clips(target, item.clips)
+        else:
+            vec = self.batcher.run_alone((target.encoder, modality), item)
+        return self.searcher.run_alone(opts.key(name), vec)
 
     async def search_vector(
         self, name: str, vector: Sequence[float], opts: SearchOptions

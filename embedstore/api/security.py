@@ -55,8 +55,11 @@ def _client_is_remote(request: Request) -> bool:
         return False
 
 
-def require_api_key(request: Request) -> None:
-    """Dependency: accept ``Authorization: Bearer KEY`` with a configured key, else 401."""
+async def require_api_key(request: Request) -> None:
+    """Dependency: accept ``Authorization: Bearer KEY`` with a configured key, else 401.
+
+    ``async`` although it awaits nothing: FastAPI runs a plain ``def`` dependency in the
+    threadpool, a thread hop on every request for a few header comparisons."""
     settings: Settings = request.app.state.settings
     keys = settings.api_key_list
     if not keys:
