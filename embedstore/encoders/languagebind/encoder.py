@@ -121,9 +121,16 @@ def build_hub(
             if found is not None:
                 folders[kind] = found
         if require_all or not folders:
-            for kind, ckpt in ckpts.items():
-                if kind not in folders:
-                    folders[kind] = hub.resolve(ckpt, root)
+            missing = {k: c for k, c in ckpts.items() if k not in folders}
+            try:
+                for kind, ckpt in missing.items():
+                    folders[kind] = hub.download(ckpt, root)
+            except WeightsNotFound as e:
+                raise WeightsNotFound(
+                    f"{name}: {e.message.split(' Put it here:')[0]}\nPut the checkpoints here:\n"
+                    f"{hub.where_to_put([c for k, c in missing.items() if k not in folders], root)}",
+                    field="weights_path",
+                ) from e
     towers = {kind: hub.load_tower(folder) for kind, folder in folders.items()}
     text_from = next(k for k in ("image", *towers) if k in towers)
     version = name + ":" + ",".join(f"{f.name}@{hub.fingerprint(f)}" for f in folders.values())
