@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from testdata import require_data
+from testdata import require_data, require_module
 
 TESTS = Path(__file__).resolve().parent
 # the only skips allowed outside testdata.require_data: no CUDA, or not Linux (a platform, not data)
@@ -34,8 +34,21 @@ def test_missing_data_fails_under_ci(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     require_data(tmp_path, "present: nothing happens")
 
 
+def test_a_missing_extra_skips_locally_and_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert require_module("json", "stdlib").dumps(1) == "1"
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="the \\[x\\] extra"):
+        require_module("no_such_module_for_this_test", "the [x] extra is not installed")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true: the \\[x\\] extra"):
+        require_module("no_such_module_for_this_test", "the [x] extra is not installed")
+
+
 def test_every_skip_goes_through_require_data() -> None:
-    pattern = re.compile(r"pytest\.skip\(|importorskip\(|mark\.skipif\(|mark\.skip\(")
+    # importorskip of our own code turns an import regression into a skip; a third-party
+    # optional extra goes through testdata.require_module
+    own = r"importorskip\(\s*[\"'](?:embedstore|cli|indexers|benchmarks)\b"
+    pattern = re.compile(rf"pytest\.skip\(|{own}|mark\.skipif\(|mark\.skip\(")
     offenders = []
     for path, text in _sources():
         if path.name in ("testdata.py", "test_suite_rules.py"):

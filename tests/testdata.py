@@ -7,8 +7,10 @@ GPU-only tests (marker ``gpu``) are not data: they skip without CUDA everywhere.
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -36,4 +38,13 @@ def require_data(what: Path | bool, reason: str) -> None:
         return
     if on_ci():
         pytest.fail(f"test data missing under CI=true: {reason}", pytrace=False)
-    pytest.skip(reason)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def require_module(name: str, reason: str) -> ModuleType:
+    """Import a third-party module of an optional extra, gated like `require_data`."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        require_data(False, reason)
+        raise

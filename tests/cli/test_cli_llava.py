@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 from ingest_media import index_json, make_library
+from testdata import require_module
 
 from embedstore.hybrid import reciprocal_rank_fusion
 from embedstore.types import SearchResult
 
-pytest.importorskip("transformers", reason="the [llava] extra is not installed")
+require_module("transformers", "the [llava] extra is not installed")
 IMAGES = ("bird", "car", "dog")
 
 

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from testdata import require_module
 
 from embedstore.errors import UnknownGenerator, WeightsNotFound
 from embedstore.generators import Prompt, create_generator, get_generator_info, list_generators
 from embedstore.generators.llava import LlavaGenerator
 from embedstore.generators.tiny import IMAGE_SIZE, PATCH, save_tiny_llava
 
-pytest.importorskip("transformers", reason="the [llava] extra is not installed")
+require_module("transformers", "the [llava] extra is not installed")
 
 
 @pytest.fixture(autouse=True)
