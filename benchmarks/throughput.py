@@ -7,7 +7,16 @@ the official-style computation on the same weights (``ImageBindModel.forward``: 
 every block, full 77-token text, unfused math attention). Inputs are synthetic and already on the
 device; ``fast`` includes the copy of the result to a NumPy array.
 
+LanguageBind (``--encoder languagebind_test`` or a full-size random tower, ``--config lb_video``
+...): ``fast`` is ``Encoder.encode`` (LoRA merged, fused attention, text cut after the last
+end-of-text); ``official`` runs the same towers the way the official code does (full 77-token
+text with its padding mask, unfused math attention). Inputs take each tower's own shapes; the
+``video`` rows are clips (3, 8, 224, 224).
+
     python -m benchmarks.throughput --smoke
+    python -m benchmarks.throughput --smoke --encoder languagebind_test
+    python -m benchmarks.throughput --config lb_video --device cuda --precision fp32,bf16 \\
+        --batch 1,8 --modality video,text
     python -m benchmarks.throughput --config huge --device cuda --precision fp32,bf16,fp16 \\
         --batch 1,8,32 --out benchmarks/results/throughput-huge-h100.json
 """
@@ -31,8 +40,18 @@ from embedstore.encoders import Encoder, create_encoder, resolve_device
 from embedstore.encoders.imagebind import ImageBindEncoder, ImageBindModel
 from embedstore.encoders.imagebind.encoder import HUGE_CONFIG, TEST_CONFIG
 
-MODALITIES = ("vision", "text", "audio", "depth", "thermal", "imu")
-CONFIGS = {"test": TEST_CONFIG, "huge": HUGE_CONFIG}
+MODALITIES = ("vision", "video", "text", "audio", "depth", "thermal", "imu")
+CONFIGS: dict[str, Any] = {"test": TEST_CONFIG, "huge": HUGE_CONFIG}
+# full-size LanguageBind towers with random weights: config name -> {tower kind: hub preset}
+LB_CONFIGS: dict[str, dict[str, str]] = {
+    "lb_image": {"image": "image"},
+    "lb_video": {"video": "video"},
+    "lb_video_v15": {"video": "video_v15"},
+    "lb_video_huge_v15": {"video": "video_huge_v15"},
+    "lb_audio": {"audio": "audio"},
+    "lb_depth": {"depth": "depth"},
+    "lb_thermal": {"thermal": "thermal"},
+}
 SMOKE: dict[str, Any] = {
     "config": "test",
     "device": "cpu",
@@ -44,11 +63,18 @@ SMOKE: dict[str, Any] = {
 }
 
 
-def make_inputs(modality: str, batch: int, seed: int = 0) -> torch.Tensor:
-    """A synthetic batch shaped like ``embedstore.modalities.load`` output (text: 8-24 tokens)."""
+def make_inputs(
+    modality: str, batch: int, seed: int = 0, shapes: dict[str, tuple[int, ...]] | None = None
+) -> torch.Tensor:
+    """A synthetic batch shaped like ``embedstore.modalities.load`` output (text: 8-24 tokens).
+
+    ``shapes`` (LanguageBind's ``input_shapes``) gives per-tower shapes; its text pads with the
+    end-of-text id as LanguageBind's tokenizer does.
+    """
     g = torch.Generator().manual_seed(seed)
     if modality == "text":
-        ids = torch.zeros(batch, 77, dtype=torch.long)
+        pad = 49407 if shapes is not None else 0
+        ids = torch.full((batch, 77), pad, dtype=torch.long)
         lengths = torch.randint(8, 25, (batch,), generator=g)
         for i, n in enumerate(lengths.tolist()):  # setup only, not timed
             ids[i, 0] = 49406
@@ -61,7 +87,7 @@ def make_inputs(modality: str, batch: int, seed: int = 0) -> torch.Tensor:
         "depth": (1, 224, 224),
         "thermal": (1, 224, 224),
         "imu": (6, 2000),
-    }
+    } | (shapes or {})
     return torch.randn(batch, *shapes[modality], generator=g)
 
 
@@ -89,6 +115,10 @@ def build_encoder(
     """The encoder under test: a registered one by name, or an ImageBind config."""
     if encoder:
         return create_encoder(encoder, device=device, precision=precision)
+    if config in LB_CONFIGS:
+        from embedstore.encoders.languagebind.encoder import build_random
+
+        return build_random(LB_CONFIGS[config], device=device, precision=precision)
     dev = resolve_device(device)
     if config == "huge":
         model = random_huge(dev)
@@ -113,8 +143,11 @@ def peak_memory_mb(device: torch.device) -> float:
 
 def runner(enc: Encoder, modality: str, x: torch.Tensor, mode: str) -> Callable[[], Any]:
     """The timed call for one mode."""
+    encode_as = "vision" if modality == "video" else modality
     if mode == "fast":
-        return lambda: enc.encode(modality, x)
+        return lambda: enc.encode(encode_as, x)
+    if enc.family == "languagebind":
+        return languagebind_official(enc, modality, x)
     model: ImageBindModel = enc.model  # type: ignore[attr-defined]
     xin = x if modality == "text" else x.to(model.dtype)
 
@@ -125,11 +158,30 @@ def runner(enc: Encoder, modality: str, x: torch.Tensor, mode: str) -> Callable[
     return official
 
 
+def languagebind_official(enc: Encoder, modality: str, x: torch.Tensor) -> Callable[[], Any]:
+    """The towers run as the official code runs them: all 77 tokens with the padding mask,
+    unfused math attention (the weights are the merged ones: same cost as unmerged LoRA's base)."""
+    towers: Any = enc.towers  # type: ignore[attr-defined]
+    kind = {"vision": "image", "video": "video"}.get(modality, modality)
+    tower = towers[enc.text_tower if modality == "text" else kind]  # type: ignore[attr-defined]
+    xin = x if modality == "text" else x.to(enc.dtype)
+    mask = (torch.cumsum(x == 49407, dim=1) <= 1).long() if modality == "text" else None
+
+    def official() -> Any:
+        with torch.inference_mode(), sdpa_kernel(SDPBackend.MATH):
+            if modality == "text":
+                return tower.text_projection(tower.text_model(xin, mask, collect={}))
+            return tower.visual_projection(tower.vision_model(xin, collect={}))
+
+    return official
+
+
 def bench_one(
     enc: Encoder, modality: str, batch: int, mode: str, warmup: int, runs: int
 ) -> dict[str, Any]:
     """One row: median seconds per batch, items/s and peak memory."""
-    x = make_inputs(modality, batch).to(enc.device)
+    shapes = enc.input_shapes() if hasattr(enc, "input_shapes") else None
+    x = make_inputs(modality, batch, shapes=shapes).to(enc.device)
     if enc.device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(enc.device)
@@ -152,10 +204,10 @@ def bench_one(
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
-    type=click.Choice(sorted(CONFIGS)),
+    type=click.Choice(sorted([*CONFIGS, *LB_CONFIGS])),
     default="huge",
     show_default=True,
-    help="ImageBind size with random weights (huge is for the GPU).",
+    help="ImageBind size, or a full-size LanguageBind tower (lb_*), with random weights.",
 )
 @click.option(
     "--encoder", default=None, help="Benchmark a registered encoder instead (real weights)."
@@ -212,13 +264,17 @@ def main(
     if threads:
         torch.set_num_threads(threads)
     mode_list = [m for m in modes.split(",") if m]
-    if encoder and "official" in mode_list and not encoder.startswith("imagebind"):
+    official_ok = ("imagebind", "languagebind")
+    if encoder and "official" in mode_list and not encoder.startswith(official_ok):
         mode_list.remove("official")
     rows = []
     for precision in precisions.split(","):
         enc = build_encoder(config, encoder, device, precision, use_compile)
         for modality in modalities.split(","):
-            if modality not in enc.modalities:
+            shapes = enc.input_shapes() if hasattr(enc, "input_shapes") else {}
+            if modality not in enc.modalities and modality not in shapes:
+                continue
+            if shapes and modality not in shapes:
                 continue
             for batch in parse_ints(batches):
                 for mode in mode_list:

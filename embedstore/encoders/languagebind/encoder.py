@@ -56,6 +56,19 @@ class LanguageBindEncoder(Encoder):
         self.dim = dims.pop()
         self.modalities = frozenset({"text", *(TOWER_MODALITY[k] for k in towers)})
 
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per input kind, one item's shape: vision, video (a clip), audio, depth, thermal, text."""
+        shapes: dict[str, tuple[int, ...]] = {
+            "text": (self._tower(self.text_tower).cfg.text.context_length,)
+        }
+        for kind in self.towers:
+            v = self._tower(kind).cfg.vision
+            h, w = v.input_size
+            shapes[kind if kind != "image" else "vision"] = (
+                (3, v.num_frames, h, w) if kind == "video" else (3, h, w)
+            )
+        return shapes
+
     def _tower(self, kind: str) -> LanguageBindModel:
         return self.towers[kind]  # type: ignore[return-value]
 
@@ -156,6 +169,35 @@ def _from_path(path: Path, ckpts: dict[str, Checkpoint]) -> dict[str, Path]:
             field="weights_path",
         )
     return found
+
+
+def build_random(
+    presets: dict[str, str], *, device: str = "auto", precision: str = "fp32", seed: int = 0
+) -> LanguageBindEncoder:
+    """Full-size hub towers with seeded random weights, built on the device (benchmarks)."""
+    from embedstore.encoders.base import resolve_device
+
+    dev = resolve_device(device)
+    generator = torch.Generator(device=dev).manual_seed(seed)
+    towers = {}
+    for kind, preset in presets.items():
+        with torch.device("meta"):
+            model = LanguageBindModel.from_config(hub_config(CHECKPOINTS[preset]))
+        model = model.to_empty(device=dev)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if p.ndim == 1 and name.endswith("weight"):
+                    p.fill_(1.0)
+                elif p.ndim <= 1 and not name.endswith("class_embedding"):
+                    p.zero_()
+                else:
+                    p.normal_(0.0, 0.02, generator=generator)
+        model.merge_lora()
+        towers[kind] = model.eval()
+    name = "languagebind_random:" + ",".join(presets.values())
+    return LanguageBindEncoder(
+        name, towers, text_from=next(iter(towers)), version=name, device=device, precision=precision
+    )
 
 
 # -- the tiny seeded test variant --------------------------------------------------------------
