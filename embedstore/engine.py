@@ -254,6 +254,7 @@ class Engine:
         engine: str = "local",
         ray_address: str | None = None,
         within: Iterable[Path | str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> IndexReport:
         """Index files and folders into ``collection`` (created with ``encoder`` if missing).
 
@@ -293,6 +294,7 @@ class Engine:
             decode_timeout_s=self.settings.decode_timeout_s,
             decode_device=decode_device(self.settings.gpu_decode, self.settings.resolved_device()),
             within=tuple(str(w) for w in within or ()),  # files outside are skipped, reported
+            metadata=dict(metadata or {}),  # written with each item, in its transaction
         )
         if engine == "ray":
             from embedstore.ingest.ray_job import index_paths_ray

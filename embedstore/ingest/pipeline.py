@@ -7,8 +7,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,9 +38,15 @@ def metadata_of(entry: FileEntry, extra: dict[str, Any] | None = None) -> dict[s
 class Writer(threading.Thread):
     """Commits batches of items and failures in order, one transaction per batch."""
 
-    def __init__(self, coll: Collection, on_written: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        coll: Collection,
+        on_written: Callable[[int], None],
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(name="embedstore-writer", daemon=True)
         self.coll = coll
+        self.metadata = dict(metadata or {})  # merged into every item written (API uploads)
         self.queue: queue.Queue[tuple[list[NewItem], list[FailureRow]] | None] = queue.Queue(8)
         self.on_written = on_written
         self.error: BaseException | None = None
@@ -51,6 +57,8 @@ class Writer(threading.Thread):
                 continue
             items, failures = job
             try:
+                if items and self.metadata:
+                    items = [replace(i, metadata={**i.metadata, **self.metadata}) for i in items]
                 if items:
                     self.coll.add_items(items)
                 if failures:

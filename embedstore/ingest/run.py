@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from embedstore.errors import EmbedstoreError
 from embedstore.ingest.pipeline import DecodeAhead, Embedder, FailureRow, Slot, Writer, items_of
@@ -43,6 +43,7 @@ class IndexOptions:
     limits: DecodeLimits | None = None
     decode_timeout_s: float | None = None
     within: tuple[str, ...] = ()  # every file must also lie inside these folders (API roots)
+    metadata: dict[str, Any] = field(default_factory=dict)  # merged into every item written
     decode_device: str | None = None  # JPEGs decoded in batches on this device (gpu_decode)
 
 
@@ -196,7 +197,7 @@ def _run_plan(
             progress(min(c.done, total), total)
 
     tick(0)
-    writer = Writer(coll, tick)
+    writer = Writer(coll, tick, options.metadata)
     writer.start()
     try:
         _apply_cheap(coll, plan, c, writer, options.batch_size)

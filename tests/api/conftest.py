@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from embedstore.api import create_app
@@ -58,12 +59,14 @@ def photos(client: TestClient, media: Path) -> TestClient:
 
 
 @contextmanager
-def serve(settings: Settings) -> Iterator[str]:
-    """Run the app under a real uvicorn on 127.0.0.1 (a free port) in a thread; yield its URL."""
+def serve(settings: Settings, app: FastAPI | None = None) -> Iterator[str]:
+    """Run the app (default: ``create_app(settings)``) under a real uvicorn on 127.0.0.1 (a free
+    port) in a thread; yield its URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
+    app = app if app is not None else create_app(settings)
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -84,7 +84,9 @@ def _add_path(state: ApiState, name: str, body: AddPath) -> AddResponse:
     path = confine_path(body.path, roots)
     state.queries.check_modality(body.modality)
     # every file the walk finds is checked against the roots too, not only the named path
-    report = state.engine.index([path], name, modality=body.modality, within=roots)
+    # one file: decoded in this thread (a decode pool's start-up costs more than the file)
+    workers = 0 if path.is_file() else None
+    report = state.engine.index([path], name, modality=body.modality, within=roots, workers=workers)
     ids: list[int] = []
     if path.is_file():
         ids = [_item_id(state, name, path)] if not report.failed else []
@@ -109,14 +111,15 @@ async def _add_upload(name: str, request: Request, state: StateDep) -> AddRespon
 
     def add() -> AddResponse:
         path = save_upload(state.settings, name, data, fmt)
-        report = state.engine.index([path], name, modality=modality, workers=0)
+        meta = {"name": filename, **(metadata or {})}  # written with the item: one transaction
+        report = state.engine.index([path], name, modality=modality, workers=0, metadata=meta)
         if report.failed:  # a rejected upload leaves neither a file nor a failure record
             state.engine.collection(name).remove(uris=[str(path)])
             path.unlink(missing_ok=True)
             reason = report.failed[0].reason
             raise InvalidMedia(f"Upload {filename!r} could not be indexed: {reason}", uri=filename)
         item_id = _item_id(state, name, path)
-        _set_metadata(state, name, item_id, {"name": filename, **(metadata or {})})
+        _set_metadata(state, name, item_id, meta)  # only a re-upload of stored bytes writes here
         return AddResponse(ids=[item_id], report=report.to_dict())
 
     return await run_in_threadpool(add)

@@ -1,0 +1,169 @@
+"""The API under concurrency, with explicit gates: batching behind a busy model, deadlines,
+decode pools, and the upload transaction."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event
+
+from embedstore.api import create_app
+from embedstore.config import Settings
+from embedstore.encoders import create_encoder, register_encoder
+from embedstore.encoders.registry import _ENCODERS
+
+from .conftest import serve
+from .mediafiles import png_bytes
+
+GATED = "gated_test"
+
+
+class Gate:
+    """Holds the first model call until opened; ``entered`` is set once that call is inside."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.open = threading.Event()
+
+    def wrap(self, encode: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+        def gated(modality: str, batch: Any) -> np.ndarray:
+            if not self.entered.is_set():
+                self.entered.set()
+                assert self.open.wait(60), "the test never opened the gate"
+            return encode(modality, batch)
+
+        return gated
+
+
+@pytest.fixture
+def gate() -> Iterator[Gate]:
+    """A real ``imagebind_test`` model registered as ``gated_test``, its first call gated."""
+    g = Gate()
+
+    def factory(**kw: Any) -> Any:
+        enc = create_encoder("imagebind_test", **kw)
+        enc.encode = g.wrap(enc.encode)  # type: ignore[method-assign]
+        return enc
+
+    info = _ENCODERS["imagebind_test"]
+    register_encoder(GATED, family="test", dim=info.dim, modalities=info.modalities, replace=True)(
+        factory
+    )
+    yield g
+    g.open.set()
+    _ENCODERS.pop(GATED, None)
+
+
+def _until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    """Wait for a state (not a duration); fail if it never comes."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.002)
+
+
+def _counter(text: str, series: str) -> float:
+    m = re.search(rf'^{series}\{{encoder="{GATED}",modality="text"\}} (\S+)$', text, re.MULTILINE)
+    return float(m.group(1)) if m else 0.0
+
+
+def test_queries_behind_a_busy_model_share_one_call_over_http(
+    api_settings: Settings, gate: Gate
+) -> None:
+    # a window of an hour: a batch leaves when the model frees up, never by the clock
+    settings = api_settings.model_copy(update={"batch_wait_ms": 3_600_000})
+    app = create_app(settings)
+    state = app.state.api
+    with serve(settings, app) as url:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            r = http.post("/v1/collections", json={"name": "g", "encoder": GATED})
+            assert r.status_code == 201, r.text
+
+        def search(i: int) -> int:
+            with httpx.Client(base_url=url, timeout=60) as http:
+                r = http.post("/v1/collections/g/search", json={"text": f"query {i}", "k": 1})
+                return r.status_code
+
+        with ThreadPoolExecutor(max_workers=9) as pool:
+            first = pool.submit(search, 0)
+            assert gate.entered.wait(60)  # the first query holds the (idle) model
+            rest = [pool.submit(search, i) for i in range(1, 9)]
+            _until(lambda: state.batcher.queued((GATED, "text")) == 8, "8 queries queue")
+            gate.open.set()
+            codes = [first.result(), *(f.result() for f in rest)]
+        assert codes == [200] * 9
+        metrics = httpx.get(f"{url}/metrics").text
+    assert _counter(metrics, "embedstore_encode_batch_size_sum") == 9
+    assert _counter(metrics, "embedstore_encode_batch_size_count") == 2  # 1, then the 8 together
+
+
+def test_a_search_that_gets_no_answer_ends_with_a_504(api_settings: Settings, gate: Gate) -> None:
+    settings = api_settings.model_copy(update={"request_timeout_s": 0.5})
+    with TestClient(create_app(settings)) as client:
+        assert (
+            client.post("/v1/collections", json={"name": "g", "encoder": GATED}).status_code == 201
+        )
+        r = client.post("/v1/collections/g/search", json={"text": "stuck", "k": 1})
+        assert r.status_code == 504
+        assert r.json()["type"] == "RequestTimeout" and "request_timeout_s" in r.json()["detail"]
+        gate.open.set()  # the model frees up: the next search is answered
+        _until(lambda: not client.app.state.api.engine.model_busy(), "the held call ends")
+        assert (
+            client.post("/v1/collections/g/search", json={"text": "free", "k": 1}).status_code
+            == 200
+        )
+
+
+def test_an_upload_with_metadata_is_written_once(client: TestClient) -> None:
+    assert client.post("/v1/collections", json={"name": "up"}).status_code == 201
+    writes: list[str] = []
+    engine = client.app.state.api.engine  # type: ignore[attr-defined]
+
+    def record(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+        if sql.lstrip().upper().startswith(("INSERT INTO VECTORS", "DELETE FROM VECTORS")):
+            writes.append(sql.split("(")[0].strip())
+
+    event.listen(engine.store.engine, "before_cursor_execute", record)
+    r = client.post(
+        "/v1/collections/up/items",
+        files={"file": ("sunset.png", png_bytes((250, 120, 0)))},
+        data={"metadata": '{"album": "holiday"}'},
+    )
+    assert r.status_code == 201, r.text
+    assert len(writes) == 1, writes  # the vectors were written once, with the metadata
+    item = client.get(f"/v1/collections/up/items/{r.json()['ids'][0]}").json()
+    assert item["metadata"]["name"] == "sunset.png" and item["metadata"]["album"] == "holiday"
+
+
+def test_adding_one_file_by_path_starts_no_decode_pool(
+    api_settings: Settings, media: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decode pool's start-up costs more than decoding one file (docs/api.md)."""
+    import multiprocessing.context as mpc
+
+    started: list[str] = []
+    real = mpc.ForkServerProcess._Popen
+
+    def spy(process_obj: Any) -> Any:  # counts, then starts the real process
+        started.append(process_obj.name)
+        return real(process_obj)
+
+    monkeypatch.setattr(mpc.ForkServerProcess, "_Popen", staticmethod(spy))
+    with TestClient(create_app(api_settings.model_copy(update={"workers": 1}))) as client:
+        assert client.post("/v1/collections", json={"name": "one"}).status_code == 201
+        one = client.post("/v1/collections/one/items", json={"path": str(media / "photos/red.png")})
+        assert one.status_code == 201 and one.json()["report"]["added"] == 1
+        assert started == []
+        folder = client.post("/v1/collections/one/items", json={"path": str(media / "photos")})
+        assert folder.status_code == 201 and folder.json()["report"]["added"] == 1
+        assert started  # a folder still decodes in the pool
