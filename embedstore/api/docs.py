@@ -10,7 +10,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 
-DOCS_URLS = {"docs_url": None, "redoc_url": None, "openapi_url": None}
+DOCS_URLS: dict[str, Any] = {"docs_url": None, "redoc_url": None, "openapi_url": None}
 """``FastAPI(**DOCS_URLS)`` turns the built-in (unauthenticated) pages off."""
 
 

@@ -105,8 +105,9 @@ def make_plan(
         if isinstance(h, PathNotAllowed):
             plan.failures.append((e, str(h)))
             continue
-        if isinstance(h, OSError):
-            plan.failures.append((e, f"cannot read: {h.strerror or h}"))
+        if not isinstance(h, str):
+            reason = h.strerror if isinstance(h, OSError) and h.strerror else str(h)
+            plan.failures.append((e, f"cannot read: {reason}"))
             continue
         st = plan.existing.get(e.uri)
         if st is not None and st.status == "ok" and st.content_hash == h:
