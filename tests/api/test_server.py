@@ -91,16 +91,12 @@ def test_concurrent_searches_while_items_are_added(server: str, media: Path) -> 
     assert count == 7
 
     metrics = httpx.get(f"{server}/metrics").text
-    sizes = re.search(
-        r'embedstore_encode_batch_size_count\{encoder="imagebind_test",modality="text"\} (\S+)',
-        metrics,
-    )
     total = re.search(
         r'embedstore_encode_batch_size_sum\{encoder="imagebind_test",modality="text"\} (\S+)',
         metrics,
     )
-    assert sizes and total
-    assert float(total.group(1)) == 64
-    assert float(sizes.group(1)) < 64  # some queries shared a model call
+    assert total and float(total.group(1)) == 64  # every query embedded once, batched or not
+    # that queries queued behind a busy model share a call is shown with an explicit gate in
+    # test_concurrency.py: how many do here depends on the machine's speed
     searched = re.search(r"embedstore_search_batch_size_sum (\S+)", metrics)
     assert searched and float(searched.group(1)) == 64
