@@ -258,3 +258,87 @@ def test_a_wrong_key_brings_up_the_prompt_and_the_right_one_searches(keyed_page:
     assert len(page.hits()) == 5
     assert page.js("return localStorage.getItem('embedstore.apiKey')") == "sesame"
     wait_for(lambda: images_loaded(page.driver), 30, "thumbnails fetched with the key")
+
+
+@pytest.fixture(scope="module")
+def more(site: str, library: Path) -> str:
+    """Collection ``more``: a ViSP depth frame (.bin and .npy), a smartwatch IMU recording and a video."""
+    import importlib.util
+    import sys
+
+    import numpy as np
+    from testdata import VISP, require_data
+
+    from benchmarks.browser import http_json
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
+    from ingest_media import make_video
+
+    require_data(VISP, "Debian package visp-images-data is not installed")
+    spec = importlib.util.find_spec("seglearn")
+    require_data(
+        spec is not None, "PyPI package seglearn is not installed (pip install --no-deps seglearn)"
+    )
+    assert spec is not None and spec.submodule_search_locations
+    folder = library / "more"
+    folder.mkdir()
+    depth_bin = folder / "castel.bin"
+    depth_bin.write_bytes((VISP / "mbt-depth/castel/castel/depth_image_0000.bin").read_bytes())
+    millimetres = np.fromfile(depth_bin, dtype="<u2", offset=8).reshape(480, 640)
+    np.save(folder / "castel.npy", millimetres.astype(np.float32) / 1000.0)
+    watch = Path(spec.submodule_search_locations[0]) / "data" / "watch_dataset.npy"
+    recording = np.load(watch, allow_pickle=True).item()["X"][
+        0
+    ]  # (1333, 6), the package's own data
+    np.save(folder / "watch.npy", np.ascontiguousarray(recording, dtype=np.float32))
+    make_video(folder / "dog.mp4", seconds=6.0)
+    http_json("POST", f"{site}/v1/collections", {"name": "more"})
+    for name, modality in [
+        ("castel.bin", "depth"), ("castel.npy", "depth"), ("watch.npy", "imu"), ("dog.mp4", None)
+    ]:  # fmt: skip
+        body = {"path": str(folder / name), **({"modality": modality} if modality else {})}
+        http_json("POST", f"{site}/v1/collections/more/items", body)
+    return "more"
+
+
+def canvas_drawn(page: Page, selector: str) -> bool:
+    """True when the canvas has been drawn on (more than a handful of distinct pixel values)."""
+    return bool(
+        page.js(
+            "const c = document.querySelector(arguments[0]); if (!c || c.width < 10) return false;"
+            "const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+            "return new Set(d.filter((_, i) => i % 4 === 0)).size > 8;",
+            selector,
+        )
+    )
+
+
+def test_depth_maps_imu_series_and_video_clips_are_shown(page: Page, more: str) -> None:
+    page.open(f"?c={more}&q=a%20dog&in=vision,depth,imu&k=20")  # the video by its frames
+    chips = page.js("return [...document.querySelectorAll('#chips input')].map((c) => c.value)")
+    # Only what the collection holds: the video counts as vision clips plus its soundtrack.
+    assert sorted(chips) == ["audio", "depth", "imu", "vision"]
+    modalities = {m for _, m in page.hits()}
+    assert modalities == {"depth", "imu", "vision"}
+    for i, _ in [h for h in page.hits() if h[1] == "depth"]:
+        wait_for(lambda i=i: canvas_drawn(page, f"li[data-id='{i}'] canvas"), 30, f"depth map {i}")
+    wait_for(lambda: canvas_drawn(page, "li[data-modality=imu] canvas"), 30, "the IMU plot")
+    wait_for(lambda: images_loaded(page.driver), 30, "the video thumbnail")
+    # A video hit plays from the start of its matching clip.
+    video_hit = page.js(
+        "const li = [...document.querySelectorAll('li.hit')].find((l) => l.querySelector('.clip'));"
+        "return li && [li.dataset.id, li.querySelector('.clip').textContent];"
+    )
+    assert video_hit, "no video hit with a matching clip"
+    item, clip = video_hit
+    start = float(clip.split("–")[0])
+    page.driver.find_element(By.CSS_SELECTOR, f"li[data-id='{item}'] .play").click()
+    wait_for(
+        lambda: page.js(
+            f"const v = document.querySelector(\"li[data-id='{item}'] video\"); return v && v.readyState >= 1"
+        ),
+        30,
+        "the video to load",
+    )
+    at = page.js(f"return document.querySelector(\"li[data-id='{item}'] video\").currentTime")
+    assert at >= start - 0.05  # seeked to the clip (playback may have moved on a little)

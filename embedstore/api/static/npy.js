@@ -27,6 +27,14 @@ export function parseNpy(buffer) {
   return { shape, data };
 }
 
+/** A ViSP depth file: uint32 LE height and width, then uint16 LE millimetres (0: no reading). */
+export function parseVispBin(buffer) {
+  const view = new DataView(buffer);
+  const [h, w] = [view.getUint32(0, true), view.getUint32(4, true)];
+  if (buffer.byteLength !== 8 + 2 * h * w) throw new Error("not a ViSP depth file");
+  return { shape: [h, w], data: new Uint16Array(buffer.slice(8)) };
+}
+
 // A perceptually ordered colour ramp (dark blue -> teal -> yellow) for depth and thermal maps.
 const RAMP = [
   [13, 8, 135], [84, 2, 163], [139, 10, 165], [185, 50, 137], [219, 92, 104],

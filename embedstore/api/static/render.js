@@ -1,7 +1,7 @@
 // Result cards and the detail view. User and catalog text only ever goes in as textContent.
 
 import * as api from "./api.js";
-import { drawMap, drawSeries, parseNpy } from "./npy.js";
+import { drawMap, drawSeries, parseNpy, parseVispBin } from "./npy.js";
 
 const MAP_MODALITIES = new Set(["depth", "thermal"]);
 const THUMBNAIL_MODALITIES = new Set(["vision", "depth", "thermal", "video"]);
@@ -30,7 +30,16 @@ export function hitName(hit) {
   return parts[parts.length - 1] || String(hit.uri);
 }
 
-const isNpy = (hit) => String(hit.uri).toLowerCase().endsWith(".npy");
+const VIDEO_FILE = /\.(mp4|m4v|mov|webm|mkv|avi)$/;
+
+/** How to show a hit: its modality, except that frames of a video file show as that video. */
+export function displayKind(hit) {
+  if (hit.modality === "vision" && VIDEO_FILE.test(String(hit.uri).toLowerCase())) return "video";
+  return hit.modality;
+}
+
+// Arrays the thumbnail route cannot draw: the page draws them from the item's media.
+const isArray = (hit) => /\.(npy|bin)$/.test(String(hit.uri).toLowerCase());
 
 export function clipText(hit) {
   if (hit.start == null) return "";
@@ -70,7 +79,7 @@ function npyCanvas(collection, hit, label) {
   api
     .mediaBytes(collection, hit.id)
     .then((buffer) => {
-      const array = parseNpy(buffer);
+      const array = String(hit.uri).toLowerCase().endsWith(".bin") ? parseVispBin(buffer) : parseNpy(buffer);
       if (hit.modality === "imu") drawSeries(canvas, array);
       else drawMap(canvas, array, { zeroIsMissing: hit.modality === "depth" });
     })
@@ -143,16 +152,17 @@ export function videoPlayer(collection, hit, autoplay) {
 }
 
 function preview(collection, hit, name) {
-  const box = el("div", { class: `preview preview-${hit.modality}` });
-  if (hit.modality === "audio") {
+  const kind = displayKind(hit);
+  const box = el("div", { class: `preview preview-${kind}` });
+  if (kind === "audio") {
     box.append(el("span", { class: "glyph", "aria-hidden": "true", text: "♪" }), playButton(collection, hit, name));
   } else if (hit.modality === "text") {
     box.append(textSnippet(collection, hit, SNIPPET_CHARS));
-  } else if (hit.modality === "imu" || (MAP_MODALITIES.has(hit.modality) && isNpy(hit))) {
+  } else if (hit.modality === "imu" || (MAP_MODALITIES.has(hit.modality) && isArray(hit))) {
     box.append(npyCanvas(collection, hit, `${hit.modality} of ${name}`));
-  } else if (THUMBNAIL_MODALITIES.has(hit.modality)) {
+  } else if (THUMBNAIL_MODALITIES.has(kind)) {
     box.append(thumbnailImage(collection, hit, name));
-    if (hit.modality === "video") {
+    if (kind === "video") {
       const play = el("button", {
         type: "button",
         class: "play overlay",
@@ -186,7 +196,7 @@ export function hitCard(collection, hit, rank, handlers) {
   const facts = el(
     "p",
     { class: "facts-line" },
-    el("span", { class: `badge badge-${hit.modality}`, text: hit.modality }),
+    el("span", { class: "badge", text: displayKind(hit) }),
     el("span", { class: "score", title: "cosine similarity", text: hit.score.toFixed(3) }),
     clipText(hit) ? el("span", { class: "clip", text: clipText(hit) }) : null,
   );
@@ -212,7 +222,8 @@ export function fillDetail(dialog, collection, hit) {
   dialog.querySelector("#detail-title").textContent = name;
   const media = dialog.querySelector("#detail-media");
   media.replaceChildren();
-  if (hit.modality === "vision") {
+  const kind = displayKind(hit);
+  if (kind === "vision") {
     const img = el("img", { alt: name });
     track(api.blobUrl(collection, hit.id, "media"))
       .then((url) => {
@@ -220,9 +231,9 @@ export function fillDetail(dialog, collection, hit) {
       })
       .catch(() => img.replaceWith(placeholder("media not available")));
     media.append(img);
-  } else if (hit.modality === "video") {
+  } else if (kind === "video") {
     media.append(videoPlayer(collection, hit, false));
-  } else if (hit.modality === "audio") {
+  } else if (kind === "audio") {
     const audio = el("audio", { controls: true, preload: "metadata" });
     track(api.blobUrl(collection, hit.id, "media")).then((url) => {
       audio.src = url;
