@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from embedstore.errors import EmbedstoreError, InvalidInput
+from embedstore.errors import EmbedstoreError, InvalidInput, PathNotAllowed
 from embedstore.ingest.pipeline import Writer, metadata_of
 from embedstore.ingest.plan import Plan, hash_file
 from embedstore.ingest.run import IndexOptions, _count, _Counts, _failure_row, index_paths
@@ -95,8 +95,8 @@ def _hash_batch(batch: dict[str, np.ndarray], roots: tuple[str, ...]) -> dict[st
             out.append(hash_file(str(uri), roots))
         except OSError as err:
             out.append("!" + (err.strerror or str(err)))
-        except EmbedstoreError as err:  # outside the walked folders
-            out.append("!" + str(err))
+        except PathNotAllowed as err:  # outside the walked folders
+            out.append("?" + str(err))
     return {"i": batch["i"], "hash": np.asarray(out, dtype=object)}
 
 
@@ -107,7 +107,7 @@ def ray_hash_all(entries: Sequence[FileEntry], roots: tuple[str, ...]) -> list[s
     if not entries:
         return []
     rows = [{"i": i, "uri": e.uri} for i, e in enumerate(entries)]
-    ds = ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // HASH_BATCH)))
+    ds: Any = ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // HASH_BATCH)))
     ds = ds.map_batches(_hash_batch, fn_kwargs={"roots": roots}, batch_size=HASH_BATCH)
     found: dict[int, str] = {}
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
@@ -115,7 +115,10 @@ def ray_hash_all(entries: Sequence[FileEntry], roots: tuple[str, ...]) -> list[s
     out: list[str | Exception] = []
     for i in range(len(rows)):
         h = found[i]
-        out.append(OSError(h[1:]) if h.startswith("!") else h)
+        if h[:1] == "?":
+            out.append(PathNotAllowed(h[1:]))
+        else:
+            out.append(OSError(h[1:]) if h.startswith("!") else h)
     return out
 
 
@@ -144,6 +147,7 @@ def decode_batch(
             row(int(key), 0, 0, str(modality), 0, None, None, np.zeros(0, np.float32))
             cols["error"][-1] = _reason(err)
             continue
+        pieces: list[tuple[str, int, float | None, float | None, Any]]
         if isinstance(item, VideoItem):
             pieces = [
                 ("vision", i, s, e, item.clips[i])
@@ -160,8 +164,10 @@ def decode_batch(
     return {c: np.asarray(v, dtype=object) for c, v in cols.items()}
 
 
-_PIECE_COLS = ("key", "piece", "n", "modality", "segment", "start", "end", "data", "shape")
-_PIECE_COLS = (*_PIECE_COLS, "error", "meta")
+_PIECE_COLS: tuple[str, ...] = (
+    *("key", "piece", "n", "modality", "segment", "start", "end", "data", "shape"),
+    *("error", "meta"),
+)
 
 
 def _num(x: Any) -> float:
@@ -278,6 +284,7 @@ def _embed_ray(
     cpus = int(ray.cluster_resources().get("CPU", 1))
     gpus = int(ray.cluster_resources().get("GPU", 0))
     settings = engine.settings.model_dump(mode="json")
+    actor_args: dict[str, Any]
     if gpus:
         actors, actor_args = gpus, {"num_gpus": 1, "num_cpus": 1}
         threads = 0
@@ -285,7 +292,7 @@ def _embed_ray(
         actors = 1
         threads = max(1, cpus - max(1, options.workers))
         actor_args = {"num_cpus": threads}
-    ds = ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // bs)))
+    ds: Any = ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // bs)))
     ds = ds.map_batches(
         decode_batch,
         fn_kwargs={"limits": options.limits, "encoder_modalities": tuple(info.modalities)},

@@ -293,7 +293,7 @@ def insert_vectors(
     flat = memoryview(np.ascontiguousarray(x, dtype="<f4").reshape(-1).view(np.uint8).data)
     width = x.shape[1] * 4
     id_list = vids.tolist()
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     j = 0
     for it, iid in zip(batch, item_ids):
         for v in it.vectors:
