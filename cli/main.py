@@ -48,9 +48,8 @@ class Group(click.Group):
         rows = []
         for name in names:
             if name in self.lazy and name not in self.commands:
-                rows.append(
-                    (name, click.utils.make_default_short_help(self.lazy_help[name], limit))
-                )
+                stub = click.Command(name, help=self.lazy_help[name])  # same shortening
+                rows.append((name, stub.get_short_help_str(limit)))
                 continue
             cmd = self.get_command(ctx, name)
             if cmd is not None and not cmd.hidden:

@@ -102,7 +102,6 @@ def fallback_notice(weights_file: str | None, weights: Path) -> None:
     say("! the search results below are meaningless. Put imagebind_huge.pth there (or set")
     say("! EMBEDSTORE_WEIGHTS_DIR / EMBEDSTORE_WEIGHTS_PATH) for real results.")
     say("!" * 78)
-    return "imagebind_test"
 
 
 def pick(stamps: list[Stamp], limit: int | None) -> list[Stamp]:

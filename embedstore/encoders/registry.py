@@ -73,7 +73,7 @@ class EncoderInfo:
 F = TypeVar("F", bound=Callable[..., "Encoder"])
 _ENCODERS: dict[str, EncoderInfo] = {}
 # prefix ("openclip") -> resolver(suffix) -> EncoderInfo with a factory, for names like "openclip:ViT-B-32"
-_PREFIXES: dict[str, Callable[[str], EncoderInfo]] = {}
+_PREFIXES: dict[str, Callable[..., EncoderInfo]] = {}
 # Prefixes registered by modules outside this package, imported on first use so that
 # ``embedstore.encoders`` itself needs only torch and numpy.
 _LAZY_PREFIXES: dict[str, str] = {
