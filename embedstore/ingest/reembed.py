@@ -2,8 +2,9 @@
 
 Nothing is lost: every item keeps its id, metadata and uri. The files are embedded again into a
 staging collection; writes that reach the old collection meanwhile are caught up in further
-rounds; the swap runs in one write transaction that first checks that no write came in since
-the last round (else it rolls back and catches up again). In that transaction the old item rows
+rounds (after ``FREE_ROUNDS`` of them this process's writers wait for the swap); the swap runs in
+one write transaction that first checks that no write came in since the last round (else it
+catches up again). In that transaction the old item rows
 move to the new collection and take the new vectors. Items whose files are gone, or that the new
 encoder cannot embed, are kept (marked ``failed``, the reason in ``error``) and reported.
 """
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
     from embedstore.ingest.walk import FileEntry
     from embedstore.store import Collection
 
-MAX_ROUNDS = 20  # catch-up rounds before giving up on a collection that never stops changing
+FREE_ROUNDS = 3  # catch-up rounds while writers of this process run freely
+MAX_ROUNDS = 20  # then they wait; other processes' writes can still force more rounds
 Snapshot = dict[int, tuple[str, str, Any]]  # item id -> (uri, status, updated_at)
 
 
@@ -101,9 +103,12 @@ def reembed_collection(
     )
     seen: Snapshot = {}
     rounds = 0
+    hold = contextlib.ExitStack()
     try:
         while True:
             rounds += 1
+            if rounds == FREE_ROUNDS + 1:  # writes keep coming: this process's writers now wait
+                hold.enter_context(old.indexes.lock)
             if rounds > MAX_ROUNDS:
                 raise Unavailable(
                     f"Re-embedding {name!r}: the collection kept changing over {MAX_ROUNDS} "
@@ -112,9 +117,13 @@ def reembed_collection(
             with store.engine.connect() as conn:
                 now = _snapshot(conn, old.id)
             if now == seen:
-                result = _swap(engine, old, new, seen, encoder)
-                if result is not None:
-                    break
+                # in-process writers of the old collection wait until it is gone (after that
+                # their writes fail loudly on its missing row instead of vanishing with it)
+                with old.indexes.lock:
+                    result = _swap(engine, old, new, seen, encoder)
+                    if result is not None:
+                        store.drop_collection(staging)  # now the old one's row, emptied
+                        break
                 continue  # a write came in between the last round and the swap: catch up
             _catch_up(engine, old, new, seen, now, index_entries, options, progress)
             seen = now
@@ -122,7 +131,8 @@ def reembed_collection(
         with contextlib.suppress(Exception):
             store.drop_collection(staging)
         raise
-    store.drop_collection(staging)  # now the old collection's row, emptied by the swap
+    finally:
+        hold.close()
     reembedded, missing, failed = result
     return ReembedReport(
         items=len(seen),

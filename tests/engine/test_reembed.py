@@ -12,7 +12,7 @@ from embedstore.api import create_app
 from embedstore.config import Settings
 from embedstore.engine import Engine
 from embedstore.ingest import reembed_collection
-from embedstore.store import NewItem
+from embedstore.store import NewItem, NewVector
 
 
 def _items(engine: Engine, name: str) -> dict[str, object]:
@@ -119,3 +119,42 @@ def test_upload_names_and_api_metadata_survive(settings: Settings, library: Path
             "/v1/collections/u/search", json={"item_id": item_id, "k": 1}
         ).status_code
         assert hits == 200
+
+
+def test_no_acknowledged_write_is_lost(engine: Engine, library: Path) -> None:
+    """A writer thread adds items the whole time: each add that returned is in the result."""
+    import threading
+
+    engine.index([library / "images"], "c")
+    old = engine.collection("c")
+    rng = np.random.default_rng(0)
+    done = threading.Event()
+    acked: dict[str, int] = {}
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        i = 0
+        while not done.is_set():
+            v = rng.standard_normal(old.dim).astype(np.float32)
+            uri = f"/nowhere/vector-{i}.png"  # no file: kept as missing by the re-embedding
+            try:
+                (iid,) = old.add_items(
+                    [NewItem(uri, "vision", f"h{i}", 1, 1.0, {"i": i}, [NewVector("vision", v)])]
+                )
+            except Exception as e:  # after the swap the old collection is gone: a loud error
+                errors.append(e)
+                return
+            acked[uri] = iid
+            i += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        report = reembed_collection(engine, "c", "openclip_test")
+    finally:
+        done.set()
+        thread.join(30)
+    after = _items(engine, "c")
+    assert acked, "the writer ran during the rebuild"
+    assert {u: after[u].id for u in acked if u in after} == acked  # every acknowledged write kept
+    assert set(report.missing) <= set(acked) and report.reembedded == 3
