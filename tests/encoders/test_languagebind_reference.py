@@ -237,3 +237,33 @@ def test_full_size_configs_build_on_meta_with_the_official_counts(name: str) -> 
     keys, params = FULL[name]
     assert len(model.state_dict()) + 2 == keys
     assert sum(p.numel() for p in model.parameters()) == params
+
+
+@pytest.mark.parametrize("tower", ["video", "depth", "thermal"])
+def test_lora_rank_and_placement_come_from_the_keys(tower: str) -> None:
+    """Hub configs of LoRA towers record no rank: the checkpoint's keys decide (README §3)."""
+    cfg, state, io = _load(tower)
+    hub_like = json.loads(json.dumps(cfg))
+    hub_like["vision_config"]["lora_r"] = 0
+    model = LanguageBindModel.from_config(hub_like)
+    model.load_state_dict(state, strict=True)
+    with torch.no_grad():
+        close(
+            model.eval().embed_modality(io["pixel_values"]),
+            io["image_embeds_normalized"],
+            EMBED_ATOL,
+        )
+    # LoRA on q and v only: the other projections lose their adapters, loading stays strict
+    partial = {
+        k: v for k, v in state.items() if not (".lora_" in k and ("k_proj" in k or "out_proj" in k))
+    }
+    model = LanguageBindModel.from_config(cfg)
+    model.load_state_dict(partial, strict=True)
+    assert sum(1 for k in model.state_dict() if ".lora_A." in k) == sum(
+        1 for k in partial if ".lora_A." in k
+    )
+    # and a checkpoint without LoRA loads into a LoRA config with the plain key layout
+    image_cfg, image_state, _ = _load("image")
+    lora_cfg = json.loads(json.dumps(image_cfg))
+    lora_cfg["vision_config"]["lora_r"] = 4
+    LanguageBindModel.from_config(lora_cfg).load_state_dict(image_state, strict=True)

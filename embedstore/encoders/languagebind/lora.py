@@ -24,6 +24,19 @@ class LoraLinear(nn.Linear):
             self.lora_A = nn.ModuleDict({"default": nn.Linear(in_features, r, bias=False)})
             self.lora_B = nn.ModuleDict({"default": nn.Linear(r, out_features, bias=False)})
 
+    def set_rank(self, r: int, alpha: float) -> None:
+        """Add (r > 0) or drop (r = 0) the adapter; new matrices live on ``weight``'s device."""
+        if r == self.r and (r == 0 or self.scale == alpha / r):
+            return
+        for name in ("lora_A", "lora_B"):
+            if name in self._modules:
+                del self._modules[name]
+        self.r, self.scale, self.merged = r, (alpha / r if r > 0 else 0.0), r == 0
+        if r > 0:
+            kw = {"device": self.weight.device, "dtype": self.weight.dtype, "bias": False}
+            self.lora_A = nn.ModuleDict({"default": nn.Linear(self.in_features, r, **kw)})
+            self.lora_B = nn.ModuleDict({"default": nn.Linear(r, self.out_features, **kw)})
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The base result first, then the scaled low-rank term added (the official order)."""
         y = F.linear(x, self.weight, self.bias)

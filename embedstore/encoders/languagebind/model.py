@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from embedstore.encoders.languagebind.config import TowerConfig, parse_config
-from embedstore.encoders.languagebind.lora import merge_lora
+from embedstore.encoders.languagebind.lora import LoraLinear, merge_lora
 from embedstore.encoders.languagebind.text import TextTransformer
 from embedstore.encoders.languagebind.vision import VisionTransformer
 
@@ -58,7 +58,24 @@ class LanguageBindModel(nn.Module):
                 n = ids.shape[-1]
                 if not torch.equal(ids.reshape(-1).long().cpu(), torch.arange(n)):
                     raise RuntimeError(f"{key} is not 0..{n - 1}")
+        self._match_lora(state)
         return super().load_state_dict(state, strict=strict, assign=assign)
+
+    def _match_lora(self, state: dict[str, Any]) -> None:
+        """Shape the vision encoder's LoRA like the checkpoint: the keys decide, not the config.
+
+        Hub configs of LoRA towers (Depth, Thermal, Video) do not record the rank; it is read
+        from each ``lora_A`` (r, in), alpha from the config. Projections without LoRA keys lose
+        their adapter; the peft nesting follows the keys too.
+        """
+        prefix = "vision_model.encoder."
+        peft = any(k.startswith(prefix + "base_model.model.") for k in state)
+        self.vision_model.set_peft_layout(peft)
+        alpha = self.cfg.vision.lora_alpha
+        for name, module in self.vision_model.encoder.named_modules():
+            if isinstance(module, LoraLinear):
+                a = state.get(f"{prefix}{name}.lora_A.default.weight")
+                module.set_rank(int(a.shape[0]) if a is not None else 0, alpha)
 
     def merge_lora(self) -> int:
         """Fold every unmerged LoRA update into its base weight; returns the layers merged."""

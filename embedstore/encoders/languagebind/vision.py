@@ -81,6 +81,12 @@ class VisionTransformer(nn.Module):
         self.encoder: nn.Module = LoraEncoder(layers) if cfg.lora_r > 0 else Encoder(layers)
         self.post_layernorm = nn.LayerNorm(tc.width, eps=tc.eps)
 
+    def set_peft_layout(self, peft: bool) -> None:
+        """Nest the layers as ``encoder.base_model.model.layers`` (peft) or ``encoder.layers``."""
+        if peft != isinstance(self.encoder, LoraEncoder):
+            layers = list(self.encoder.layers)
+            self.encoder = LoraEncoder(layers) if peft else Encoder(layers)
+
     def _frames(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Check the input size; return what the embeddings take and the frames to average."""
         cfg = self.cfg
