@@ -110,3 +110,24 @@ def drop(ctx: click.Context, name: str, yes: bool) -> None:
         click.confirm(f"Drop collection {name!r}?", abort=True, err=True)
     engine.store.drop_collection(name)
     click.echo(f"dropped collection {name!r}", err=True)
+
+
+@collections.command()
+@click.argument("name")
+@click.argument("fields", nargs=-1)
+@click.option(
+    "--clear", is_flag=True, help="Declare no fields (captions and text stay searchable)."
+)
+@click.pass_context
+def searchable(ctx: click.Context, name: str, fields: tuple[str, ...], clear: bool) -> None:
+    """Show or set the metadata fields that keyword search covers, besides captions and text.
+
+    \b
+        embedstore collections searchable photos            # prints the declared fields
+        embedstore collections searchable photos title tags
+    """
+    coll = get_engine(ctx).collection(name)
+    if fields or clear:
+        n = coll.set_text_fields([] if clear else list(fields))
+        click.echo(f"{name!r}: keyword bodies rebuilt for {n} items", err=True)
+    emit_json(coll.text_fields())

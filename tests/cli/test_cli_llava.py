@@ -131,6 +131,11 @@ def test_search_modes_and_hybrid_is_their_reciprocal_rank_fusion(invoke, caption
         "search", "--file", str(captioned / "dog.txt"), "-c", "media", "--mode", "keyword", ok=False
     )
     assert result.exit_code == 2
+    # metadata fields a collection declares searchable join the keyword bodies
+    assert search(invoke, "sounds", "--mode", "keyword") == []
+    assert json.loads(invoke("collections", "searchable", "media", "folder").stdout) == ["folder"]
+    found = search(invoke, "sounds", "--mode", "keyword")
+    assert sorted(Path(h["uri"]).name for h in found) == ["bird.wav", "car.wav", "dog.wav"]
 
 
 @pytest.mark.slow
