@@ -160,7 +160,9 @@ class EmbeddingCache:
         recipe = recipe_for_encoder(self.encoder_name)  # the family's own preprocessing
         # LanguageBind's processor rejects non-RGB pictures (Tux Paint stamps are RGBA): convert
         # them as ImageBind's loader does, so both families see the same pixels
-        options = {"convert_rgb": True} if recipe and modality in ("vision", "thermal") else {}
+        options: dict[str, Any] = (
+            {"convert_rgb": True} if recipe and modality in ("vision", "thermal") else {}
+        )
         items = [
             modalities.load(
                 modality, k[1] if modality == "text" else Path(k[1]), recipe=recipe, **options

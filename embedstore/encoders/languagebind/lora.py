@@ -7,6 +7,8 @@ into ``weight`` so inference costs a plain Linear.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,7 +35,11 @@ class LoraLinear(nn.Linear):
                 del self._modules[name]
         self.r, self.scale, self.merged = r, (alpha / r if r > 0 else 0.0), r == 0
         if r > 0:
-            kw = {"device": self.weight.device, "dtype": self.weight.dtype, "bias": False}
+            kw: dict[str, Any] = {
+                "device": self.weight.device,
+                "dtype": self.weight.dtype,
+                "bias": False,
+            }
             self.lora_A = nn.ModuleDict({"default": nn.Linear(self.in_features, r, **kw)})
             self.lora_B = nn.ModuleDict({"default": nn.Linear(r, self.out_features, **kw)})
 
@@ -49,8 +55,8 @@ class LoraLinear(nn.Linear):
         """Fold ``B·A·alpha/r`` into ``weight`` (computed in float64) and stop adding the term."""
         if self.merged:
             return
-        a = self.lora_A["default"].weight.double()
-        b = self.lora_B["default"].weight.double()
+        a = cast(nn.Linear, self.lora_A["default"]).weight.double()
+        b = cast(nn.Linear, self.lora_B["default"]).weight.double()
         merged = (self.weight.double() + (b @ a) * self.scale).to(self.weight.dtype)
         self.weight.data = merged  # a new tensor: the loaded one may be a read-only file mapping
         self.merged = True

@@ -61,7 +61,7 @@ class Checkpoint:
         return self.repo.split("/", 1)[1]
 
 
-def _ckpt(name: str, kind: str, huge: bool = False, **vision: Any) -> Checkpoint:
+def _ckpt(name: str, kind: str, *, huge: bool = False, **vision: Any) -> Checkpoint:
     return Checkpoint(
         f"{HUB_ORG}/{name}",
         kind,
@@ -71,8 +71,12 @@ def _ckpt(name: str, kind: str, huge: bool = False, **vision: Any) -> Checkpoint
     )
 
 
-VIDEO = {"num_frames": 8, "add_time_attn": True, "video_decode_backend": "decord"}
-AUDIO = {"audio_sample_rate": 16000, "audio_mean": -4.2677393, "audio_std": 4.5689974}
+VIDEO: dict[str, Any] = {"num_frames": 8, "add_time_attn": True, "video_decode_backend": "decord"}
+AUDIO: dict[str, Any] = {
+    "audio_sample_rate": 16000,
+    "audio_mean": -4.2677393,
+    "audio_std": 4.5689974,
+}
 CHECKPOINTS: dict[str, Checkpoint] = {
     "image": _ckpt("LanguageBind_Image", "image"),
     "video": _ckpt("LanguageBind_Video_FT", "video", **VIDEO),

@@ -7,7 +7,7 @@ one class token per frame.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -27,7 +27,7 @@ class VisionEmbeddings(nn.Module):
         self.new = cfg.clip_type == "vl_new"
         if self.new:
             self.class_embedding = nn.Parameter(torch.empty(cfg.num_frames, width))
-            self.patch_embedding: nn.Module = nn.Conv3d(
+            self.patch_embedding: nn.Conv2d | nn.Conv3d = nn.Conv3d(
                 3, width, (cfg.tube_size, p, p), (cfg.tube_size, p, p), bias=False
             )
         else:
@@ -60,7 +60,7 @@ class LoraEncoder(nn.Module):
 
     @property
     def layers(self) -> nn.ModuleList:
-        return self.base_model.model.layers  # type: ignore[no-any-return]
+        return cast(nn.ModuleList, self.base_model.model.layers)
 
 
 class VisionTransformer(nn.Module):
@@ -78,13 +78,15 @@ class VisionTransformer(nn.Module):
             EncoderLayer(tc, num_frames=frames, lora=lora, lora_on_temporal=cfg.add_time_attn)
             for _ in range(tc.layers)
         ]
-        self.encoder: nn.Module = LoraEncoder(layers) if cfg.lora_r > 0 else Encoder(layers)
+        self.encoder: Encoder | LoraEncoder = (
+            LoraEncoder(layers) if cfg.lora_r > 0 else Encoder(layers)
+        )
         self.post_layernorm = nn.LayerNorm(tc.width, eps=tc.eps)
 
     def set_peft_layout(self, peft: bool) -> None:
         """Nest the layers as ``encoder.base_model.model.layers`` (peft) or ``encoder.layers``."""
         if peft != isinstance(self.encoder, LoraEncoder):
-            layers = list(self.encoder.layers)
+            layers = [cast(EncoderLayer, m) for m in self.encoder.layers]
             self.encoder = LoraEncoder(layers) if peft else Encoder(layers)
 
     def _frames(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:

@@ -79,7 +79,7 @@ def _decode(
 
     with open_source(source, limits) as f:
         try:
-            container = av.open(f, metadata_errors="ignore")
+            container: Any = av.open(f, metadata_errors="ignore")
         except av.error.InvalidDataError as e:
             raise invalid(source, f"not a video file we can read ({e.strerror or e})") from e
         with container:
