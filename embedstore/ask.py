@@ -169,8 +169,8 @@ def prepare(
             f"{s.ask_max_prompt_tokens} (ask_max_prompt_tokens)",
             field="question",
         )
-    room = generator.max_context - tokens
-    max_new = min(s.ask_max_answer_tokens, room) if room > 0 else 1
+    left = generator.max_context - tokens
+    max_new = min(s.ask_max_answer_tokens, left) if left > 0 else 1
     return Prepared(generator, prompt, [c.hit for c in contexts], max_new, s.ask_timeout_s, tokens)
 
 

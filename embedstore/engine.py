@@ -319,11 +319,11 @@ class Engine:
     ) -> np.ndarray:
         """Embed one query (text ``str``, a file ``Path`` or raw ``bytes``) as a ``(1, dim)`` vector."""
         from embedstore.modalities import VideoItem, load
-        from embedstore.modalities.recipes import recipe_for_encoder
+        from embedstore.modalities.recipes import recipe_of
 
         coll = self.collection(collection) if isinstance(collection, str) else collection
         enc = self.collection_encoder(coll)
-        item = load(modality, source, recipe=recipe_for_encoder(coll.encoder))
+        item = load(modality, source, recipe=recipe_of(enc))  # the encoder family's preprocessing
         if isinstance(item, VideoItem):
             self._require(enc, "vision")
             clips = self.encode(enc, "vision", item.clips)

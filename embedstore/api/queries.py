@@ -139,7 +139,7 @@ class QueryService:
         self, name: str, modality: str, source: str | bytes, label: str | None = None
     ) -> tuple[Target, Any]:
         from embedstore.modalities import DecodeLimits, load
-        from embedstore.modalities.recipes import recipe_for_encoder
+        from embedstore.modalities.recipes import recipe_of
 
         target = self.target(name)
         check = modality if modality != "video" else "vision"
@@ -154,7 +154,7 @@ class QueryService:
                 modality,
                 source,
                 limits=DecodeLimits.from_settings(self.settings),
-                recipe=recipe_for_encoder(target.encoder),
+                recipe=recipe_of(self.engine.encoder(target.encoder)),  # cached
             )
         except (InvalidMedia, UnsupportedMediaType) as e:
             if label is None:

@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Column,
+    ColumnClause,
+    ColumnElement,
     Connection,
     Engine,
     ForeignKey,
@@ -157,9 +159,10 @@ def search(
     words = terms(text)
     if not words:
         return []
+    score: ColumnElement[Any]
     if engine.dialect.name == "postgresql":
         query = func.to_tsquery(PG_CONFIG, " | ".join(words))
-        tsv = literal_column("item_text.tsv")
+        tsv: ColumnClause[Any] = literal_column("item_text.tsv")
         score = func.ts_rank_cd(tsv, query, PG_NORMALIZE)
         q = (
             select(items.c.id, items.c.uri, items.c.modality, items.c.metadata, score)
