@@ -103,7 +103,9 @@ def test_more_like_this_then_back_returns_to_the_previous_results(page: Page) ->
     page.open(f"?c={COLLECTION}&q=a%20car&in=vision")
     first = page.hits()
     target = first[0][0]
+    name = page.text("#results li.hit .open")
     click(page, "#results li.hit .similar")
+    assert f"items like {name}" in page.text("#status")
     assert query_of(page)["item"] == [str(target)] and "q" not in query_of(page)
     similar = page.hits()
     assert similar and target not in [i for i, _ in similar]  # the item itself is excluded
@@ -114,6 +116,10 @@ def test_more_like_this_then_back_returns_to_the_previous_results(page: Page) ->
     assert query_of(page)["q"] == ["a car"]
     assert page.hits() == first
     assert page.js("return document.getElementById('q').value") == "a car"
+    # Opened from a bookmark, the page looks the item's name up by itself.
+    page.open(f"?c={COLLECTION}&k=5&offset=0&item={target}")
+    assert len(page.hits()) == 5
+    wait_for(lambda: f"items like {name}" in page.text("#status"), 10, "the item's name")
 
 
 def test_paging_forward_and_back(page: Page) -> None:

@@ -1,7 +1,7 @@
 // The search page: form and address bar <-> search state, queries by text, item, file or microphone.
 
 import * as api from "./api.js";
-import { el, fillDetail, hitCard, hitName, releaseMedia } from "./render.js";
+import { el, fillDetail, hitCard, hitName, holdMedia, releaseMedia, startMedia } from "./render.js";
 import { DEFAULT_K, parseState, parseWhere, stateToSearch } from "./state.js";
 
 const MODALITIES = ["vision", "video", "audio", "text", "depth", "thermal", "imu"];
@@ -23,6 +23,7 @@ const ui = {
 
 let state = parseState(location.search);
 const itemNames = new Map(); // id -> name, for "items like NAME"
+let lastStatus = null;
 let inFlight = null;
 let searches = 0;
 let detailHit = null;
@@ -178,7 +179,13 @@ async function run(fileKey) {
   }
   if (state.item != null && !itemNames.has(state.item)) {
     const item = state.item; // opened from an address: look its name up alongside the search
-    api.getItem(state.c, item).then((info) => itemNames.set(item, hitName(info)), () => {});
+    api.getItem(state.c, item).then(
+      (info) => {
+        itemNames.set(item, hitName(info));
+        if (lastStatus) say(lastStatus()); // the name came after the results
+      },
+      () => {},
+    );
   }
   const options = { k: state.k, offset: state.offset };
   if (state.in.length) options.modalities = state.in;
@@ -186,6 +193,7 @@ async function run(fileKey) {
   const controller = new AbortController();
   inFlight = controller;
   setBusy("loading");
+  lastStatus = null;
   say("Searching…");
   performance.clearMarks();
   performance.clearMeasures();
@@ -232,6 +240,7 @@ function render(answer, fileQuery) {
   releaseMedia();
   const hits = answer.results;
   const handlers = { open: openDetail, similar: moreLikeThis };
+  holdMedia(); // cards first: thumbnails and snippets are requested once they are painted
   ui.results.replaceChildren(...hits.map((hit, i) => hitCard(state.c, hit, state.offset + i, handlers)));
   for (const hit of hits) itemNames.set(hit.id, hitName(hit));
   performance.mark("embedstore:built");
@@ -247,18 +256,22 @@ function render(answer, fileQuery) {
     setTimeout(() => {
       // Runs right after the frame that shows the results has been painted.
       performance.mark("embedstore:painted");
+      startMedia();
       const total = performance.measure("embedstore:search", "embedstore:submit", "embedstore:painted");
       performance.measure("embedstore:request", "embedstore:submit", "embedstore:response");
       performance.measure("embedstore:render", "embedstore:response", "embedstore:painted");
       performance.measure("embedstore:build", "embedstore:response", "embedstore:built");
-      const what = describeQuery(fileQuery);
-      say(
-        hits.length
-          ? `${hits.length} results for ${what} in ${Math.round(total.duration)} ms (server ${answer.took_ms.toFixed(1)} ms).`
-          : state.offset > 0
-            ? `No more results for ${what}.`
-            : `No results for ${what}. Try other words, another file, or fewer filters.`,
-      );
+      const status = () => {
+        const what = describeQuery(fileQuery);
+        if (hits.length) {
+          const ms = Math.round(total.duration);
+          return `${hits.length} results for ${what} in ${ms} ms (server ${answer.took_ms.toFixed(1)} ms).`;
+        }
+        if (state.offset > 0) return `No more results for ${what}.`;
+        return `No results for ${what}. Try other words, another file, or fewer filters.`;
+      };
+      lastStatus = status;
+      say(status());
       searches += 1;
       ui.results.dataset.searches = String(searches);
       setBusy("done");

@@ -8,6 +8,24 @@ const THUMBNAIL_MODALITIES = new Set(["vision", "depth", "thermal", "video"]);
 const SNIPPET_CHARS = 240;
 let liveUrls = [];
 let playing = null;
+// Media requests of a new page of results wait until its cards have been painted.
+let pending = null;
+
+function later(start) {
+  if (pending) pending.push(start);
+  else start();
+}
+
+/** Hold media requests until ``startMedia`` (called once the cards are on screen). */
+export function holdMedia() {
+  pending = [];
+}
+
+export function startMedia() {
+  const queued = pending ?? [];
+  pending = null;
+  for (const start of queued) start();
+}
 
 /** Create an element with attributes and children (strings become text nodes). */
 export function el(tag, attrs = {}, ...children) {
@@ -66,30 +84,32 @@ function placeholder(text) {
 
 function thumbnailImage(collection, hit, alt) {
   const img = el("img", { alt, decoding: "async", width: 256, height: 256 });
-  track(api.blobUrl(collection, hit.id, "thumbnail"))
-    .then((url) => {
-      img.src = url;
-    })
-    .catch(() => img.replaceWith(placeholder("no preview")));
+  later(() =>
+    track(api.blobUrl(collection, hit.id, "thumbnail"))
+      .then((url) => {
+        img.src = url;
+      })
+      .catch(() => img.replaceWith(placeholder("no preview"))),
+  );
   return img;
 }
 
 function npyCanvas(collection, hit, label) {
   const canvas = el("canvas", { role: "img", "aria-label": label, width: 256, height: 192 });
-  api
+  later(() => api
     .mediaBytes(collection, hit.id)
     .then((buffer) => {
       const array = String(hit.uri).toLowerCase().endsWith(".bin") ? parseVispBin(buffer) : parseNpy(buffer);
       if (hit.modality === "imu") drawSeries(canvas, array);
       else drawMap(canvas, array, { zeroIsMissing: hit.modality === "depth" });
     })
-    .catch(() => canvas.replaceWith(placeholder("no preview")));
+    .catch(() => canvas.replaceWith(placeholder("no preview"))));
   return canvas;
 }
 
 function textSnippet(collection, hit, limit) {
   const p = el("p", { class: "snippet", text: "…" });
-  api
+  later(() => api
     .mediaBytes(collection, hit.id)
     .then((buffer) => {
       const text = new TextDecoder("utf-8").decode(buffer.slice(0, limit * 4)).trim();
@@ -97,7 +117,7 @@ function textSnippet(collection, hit, limit) {
     })
     .catch(() => {
       p.textContent = "(text not available)";
-    });
+    }));
   return p;
 }
 
