@@ -52,15 +52,16 @@ def fingerprint(*parts: str) -> str:
 
 
 def decode(
-    modality: str, values: Sequence[Value], failed: list[Failure]
+    modality: str, values: Sequence[Value], failed: list[Failure], recipe: str | None = None
 ) -> tuple[list[int], list[torch.Tensor]]:
-    """``modalities.load`` each value; failures go to ``failed`` and are skipped."""
+    """``modalities.load`` each value (``recipe``: an encoder family's preprocessing); failures
+    go to ``failed`` and are skipped."""
     from embedstore.modalities import load
 
     ok, items = [], []
     for i, v in enumerate(values):
         try:
-            item = load(modality, v)
+            item = load(modality, v, recipe=recipe)
         except EmbedstoreError as e:
             failed.append(Failure(str(v), str(e)))
             log.warning("skipping %s: %s", v, e)
@@ -94,7 +95,9 @@ def embed_anchors(
             data = np.load(cache)
             failed += [Failure(**f) for f in json.loads(str(data["failed"]))]
             return data["ok"].tolist(), data["emb"]
-    ok, items = decode(modality, values, failed)
+    from embedstore.modalities.recipes import recipe_of
+
+    ok, items = decode(modality, values, failed, recipe_of(encoder))  # the base family's recipe
     embs = [
         encoder.encode(modality, torch.stack(items[s : s + batch_size]))
         for s in range(0, len(items), batch_size)

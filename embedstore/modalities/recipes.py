@@ -7,6 +7,7 @@ per modality under its recipe name; its module is imported on first use.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from embedstore.errors import InvalidConfig, UnsupportedModality
 from embedstore.modalities.registry import Loader
@@ -38,6 +39,13 @@ def recipe_for_encoder(name: str) -> str | None:
     except EmbedstoreError:
         return None
     return FAMILY_RECIPES.get(family)
+
+
+def recipe_of(encoder: Any) -> str | None:
+    """The recipe of a built encoder's family (a bound encoder: its base encoder's)."""
+    while getattr(encoder, "family", "") == "bound" and hasattr(encoder, "base"):
+        encoder = encoder.base
+    return FAMILY_RECIPES.get(getattr(encoder, "family", ""))
 
 
 def recipe_loader(recipe: str, modality: str) -> Loader:

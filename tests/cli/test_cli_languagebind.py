@@ -130,3 +130,36 @@ def test_api_adds_and_searches_uploads_with_the_recipe(lb_library: Path, setting
         assert top["score"] == pytest.approx(1.0, abs=1e-4)
         r = client.post("/v1/collections/lb/search", json={"text": "a car", "k": 3})
         assert r.status_code == 200 and len(r.json()["results"]) == 3
+
+
+def test_reindex_moves_a_collection_between_the_families(invoke, lb_library: Path) -> None:
+    invoke(
+        "index",
+        lb_library / "images",
+        lb_library / "sounds",
+        "-c",
+        "mix",
+        "--encoder",
+        "imagebind_test",
+    )
+    invoke("reindex", "-c", "mix", "--encoder", ENCODER)
+    top = json.loads(
+        invoke(
+            "search", "--file", lb_library / "sounds/car.wav", "-k", "1", "-c", "mix", "--json"
+        ).stdout
+    )[0]
+    assert top["uri"] == str(lb_library / "sounds/car.wav")
+    assert top["score"] == pytest.approx(1.0, abs=1e-4)  # re-embedded with the LanguageBind recipe
+    assert json.loads(invoke("collections", "show", "mix").stdout)["encoder"] == ENCODER
+
+
+def test_bind_anchors_use_the_base_family_recipe(lb_library: Path) -> None:
+    from embedstore.bind.inputs import embed_anchors
+    from embedstore.encoders import create_encoder
+    from embedstore.modalities import load
+
+    enc = create_encoder(ENCODER, device="cpu")
+    path = lb_library / "sounds/car.wav"
+    ok, emb = embed_anchors(enc, "audio", [path])
+    expected = enc.encode("audio", load("audio", path, recipe="languagebind")[None])
+    assert ok == [0] and np.allclose(emb, expected, atol=1e-6)
