@@ -7,6 +7,8 @@ from a subprocess and the same number of clients send the same JSON text searche
 both p50/p99 and their difference: what HTTP, JSON, the batchers and the thread hops add on top
 of the engine. The HTTP client is a minimal keep-alive HTTP/1.1 client on asyncio streams, so the
 figures are the server's, not a client library's; ``/healthz`` p50 (one client) is the floor.
+CPU time per request (this process in process; the server process over HTTP) shows the overhead
+apart from scheduling delays, which dominate latency on a loaded machine.
 
     python -m benchmarks.load --n 1861 --json
     python -m benchmarks.load --smoke --json
@@ -97,12 +99,14 @@ def _thread_level(
             errors += len(hits) != 10
 
     threads = [threading.Thread(target=client) for _ in range(concurrency)]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return _summary(latencies, time.perf_counter() - t0, errors)
+    out = _summary(latencies, time.perf_counter() - t0, errors)
+    out["cpu_ms_per_req"] = 1e3 * (time.process_time() - cpu0) / max(len(latencies), 1)
+    return out
 
 
 def in_process(
@@ -194,6 +198,15 @@ def search_call(i: int) -> tuple[str, str, Any]:
 
 def health_call(i: int) -> tuple[str, str, Any]:
     return "GET", "/healthz", None
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
@@ -307,8 +320,9 @@ def main(n: int, concurrency: str, requests: int, duration: float, encoder: str,
             asyncio.run(_http_level(port, 2, 40, 60, search_call))  # warm up: model, index
             health = asyncio.run(_http_level(port, 1, 500, duration, health_call))
             for c in levels:
-                before = server_totals(port)
+                before, cpu0 = server_totals(port), process_cpu_s(proc.pid)
                 row = asyncio.run(_http_level(port, c, requests, duration, search_call))
+                server_cpu = process_cpu_s(proc.pid) - cpu0  # includes 2 /metrics scrapes
                 inside = batch_sizes(before, server_totals(port))
                 mine = local[c]
                 rows.append({
@@ -320,6 +334,8 @@ def main(n: int, concurrency: str, requests: int, duration: float, encoder: str,
                     "http_p99_ms": round(row["p99_ms"], 2),
                     "inproc_rps": round(mine["rps"], 1),
                     "http_rps": round(row["rps"], 1),
+                    "inproc_cpu_ms": round(mine["cpu_ms_per_req"], 2),
+                    "server_cpu_ms": round(1e3 * server_cpu / max(row["requests"], 1), 2),
                     "http_requests": row["requests"],
                     "errors": int(row["errors"] + mine["errors"]),
                     **{k: round(v, 2) for k, v in inside.items()},
