@@ -340,14 +340,22 @@ def _embed_groups(
 
 
 def _prune(coll: Collection, roots: Sequence[str]) -> int:
-    """Remove items under the walked folders whose files no longer exist."""
+    """Remove items under the walked folders whose files no longer exist, or that now resolve
+    outside the folder (indexed through a link leading out, which the walk no longer follows)."""
+    from embedstore.confine import inside
+
     gone: list[int] = []
     for root in roots:
         prefix = root.rstrip(os.sep) + os.sep
+        real_root = os.path.realpath(root)
         offset = 0
         while True:
             page = coll.list_items(where={"uri": {"prefix": prefix}}, limit=1000, offset=offset)
-            gone.extend(i.id for i in page if not os.path.exists(i.uri))
+            gone.extend(
+                i.id
+                for i in page
+                if not os.path.exists(i.uri) or not inside(os.path.realpath(i.uri), real_root)
+            )
             if len(page) < 1000:
                 break
             offset += len(page)

@@ -116,3 +116,24 @@ def test_index_reports_links_out(engine: Engine, library: Path, outside: Path) -
     assert report.added == 3
     assert report.skipped == (f"skipping {library}/images/out: outside {library}/images",)
     assert report.to_dict()["skipped"] == list(report.skipped)
+
+
+def test_prune_removes_items_indexed_through_a_link_out(
+    engine: Engine, library: Path, outside: Path
+) -> None:
+    from embedstore.store import NewItem
+
+    images = library / "images"
+    engine.index([images], "c")
+    os.symlink(outside, images / "out")
+    coll = engine.collection("c")
+    dog = coll.get_item(str(images / "dog.png"))
+    leaked = str(images / "out" / "secret.png")  # as a walk that followed links out stored it
+    coll.add_items(
+        [NewItem(leaked, "vision", "h", 1, 1.0, {}, coll.vectors_of(dog.id))]
+    )  # fmt: skip
+    report = engine.index([images], "c", prune=True)
+    assert report.removed == 1
+    assert sorted(i.uri for i in coll.list_items()) == sorted(
+        str(images / n) for n in ("bird.png", "car.png", "dog.png")
+    )
