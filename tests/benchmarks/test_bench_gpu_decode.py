@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from benchmarks import gpu_decode
 
 
@@ -27,10 +25,12 @@ def test_smoke_run_end_to_end(run_json, check_doc) -> None:  # type: ignore[no-u
     assert {(r["set"], r["path"]) for r in speed} == {
         (s, p) for s in ("640x480", "1920x1080", "sounds") for p in ("exact", "device")
     }
-    for r in speed:
-        assert r["median_s"] > 0 and r["files_per_s"] == pytest.approx(
-            r["files"] / r["median_s"], rel=0.01
-        )
+    for r in speed:  # files_per_s is rounded to 0.1, median_s to 0.1 ms (5e-5 / median_s relative)
+        rate = r["files"] / r["median_s"]
+        assert (
+            r["median_s"] > 0
+            and abs(r["files_per_s"] - rate) <= 0.05 + rate * (5e-5 / r["median_s"]) + 1e-9
+        ), r
     summary = doc["summary"]
     assert summary["bar"] == 0.995 and summary["passes"] is (summary["min_cosine"] >= 0.995)
     assert summary["images"] == sum(r["files"] for r in deviation if r["modality"] == "vision")
