@@ -348,3 +348,72 @@ def test_depth_maps_imu_series_and_video_clips_are_shown(page: Page, more: str) 
     )
     at = page.js(f"return document.querySelector(\"li[data-id='{item}'] video\").currentTime")
     assert at >= start - 0.05  # seeked to the clip (playback may have moved on a little)
+
+
+DISPATCH_IMAGE = """
+const [kind, done] = arguments;
+const canvas = document.createElement('canvas');
+canvas.width = canvas.height = 64;
+const ctx = canvas.getContext('2d');
+ctx.fillStyle = '#c0392b'; ctx.fillRect(0, 0, 64, 64);
+ctx.fillStyle = '#2980b9'; ctx.fillRect(16, 16, 32, 32);
+canvas.toBlob((blob) => {
+  const data = new DataTransfer();
+  data.items.add(new File([blob], kind + '.png', { type: 'image/png' }));
+  if (kind === 'pasted') {
+    document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true }));
+  } else {
+    window.dispatchEvent(new DragEvent('dragover', { dataTransfer: data, cancelable: true }));
+    window.dispatchEvent(new DragEvent('drop', { dataTransfer: data, cancelable: true }));
+  }
+  done(true);
+}, 'image/png');
+"""
+
+
+@pytest.mark.parametrize("kind", ["pasted", "dropped"])
+def test_a_pasted_or_dropped_image_searches_with_it(page: Page, kind: str) -> None:
+    page.open(f"?c={COLLECTION}&in=vision")
+    before = page.searches
+    page.driver.execute_async_script(DISPATCH_IMAGE, kind)
+    page.search_done(before)
+    assert f"the file {kind}.png" in page.text("#status")
+    assert len(page.hits()) == 12 and {m for _, m in page.hits()} == {"vision"}
+    assert page.js("return document.getElementById('drop-overlay').hidden")
+
+
+def test_the_metadata_filter_takes_the_cli_syntax(page: Page) -> None:
+    page.open(f"?c={COLLECTION}&q=a%20dog&where=ext%3D.wav")
+    assert [m for _, m in page.hits()] == ["audio"] * 3
+    assert page.js("return document.getElementById('advanced').open")
+    where = page.driver.find_element(By.ID, "where")
+    where.clear()
+    where.send_keys("folder=images; size>=1")
+    type_search(page, "a dog")
+    assert len(page.hits()) == 12 and {m for _, m in page.hits()} == {"vision"}
+    assert query_of(page)["where"] == ["folder=images; size>=1"]
+    where.clear()
+    where.send_keys("size>>3")
+    page.driver.find_element(By.ID, "search-button").click()
+    wait_for(lambda: page.js("return !document.getElementById('error').hidden"), 10, "the error")
+    assert "doubled operator" in page.text("#error")
+    assert page.js("return document.activeElement.id") == "where"
+
+
+def test_the_collection_choice_is_remembered(page: Page, more: str) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    page.open(f"?c={COLLECTION}")
+    Select(page.driver.find_element(By.ID, "collection")).select_by_value(more)
+    wait_for(lambda: "c=more" in page.driver.current_url, 10, "the address to follow")
+    wait_for(
+        lambda: (
+            "imu"
+            in page.js("return [...document.querySelectorAll('#chips input')].map((c) => c.value)")
+        ),
+        10,
+        "the chips of the new collection",
+    )
+    page.open("")
+    assert page.js("return document.getElementById('collection').value") == more
+    assert page.driver.current_url.endswith(f"/?c={more}&k=20&offset=0")
