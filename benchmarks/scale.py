@@ -40,6 +40,32 @@ SMOKE = {"images": 24, "n": 4000, "dim": 64, "nq": 30}
 
 
 # -- memory ------------------------------------------------------------------------------------
+def tree_rss(root: int) -> int:
+    """Bytes resident in process ``root`` and all its descendants (Linux ``/proc``)."""
+    parent: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+                parent[int(d.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    tree, frontier = {root}, [root]
+    while frontier:
+        kids = [p for p, pp in parent.items() if pp in frontier and p not in tree]
+        tree.update(kids)
+        frontier = kids
+    total = 0
+    for pid in tree:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except (OSError, ValueError):
+            continue
+    return total
+
+
 class TreeMemory(threading.Thread):
     """Samples the summed RSS of this process and all its descendants; ``peak_mb`` after stop."""
 
@@ -49,17 +75,8 @@ class TreeMemory(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self) -> None:
-        import psutil
-
-        me = psutil.Process()
         while not self._stop_event.is_set():
-            total = 0
-            for p in [me, *me.children(recursive=True)]:
-                try:
-                    total += p.memory_info().rss
-                except psutil.Error:
-                    continue
-            self.peak = max(self.peak, total)
+            self.peak = max(self.peak, tree_rss(os.getpid()))
             self._stop_event.wait(self.interval)
 
     def stop(self) -> float:

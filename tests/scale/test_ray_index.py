@@ -45,8 +45,8 @@ def _counts(engine, name: str) -> tuple[int, int, int]:  # type: ignore[no-untyp
 def test_ray_job_into_pgvector_killed_resumed_then_searched(
     pgvector_url: str, coll_name: str, tmp_path: Path
 ) -> None:
-    total = 60
-    lib = many_images(tmp_path / "lib", total, size=96)
+    total = 120  # 60 blocks of 2: a window of several commits to kill the job in
+    lib = many_images(tmp_path / "lib", total, size=64)
     (lib / "broken.png").write_bytes(b"\x89PNG not really")  # recorded as a failure
     env = {
         **os.environ,
