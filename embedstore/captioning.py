@@ -1,6 +1,7 @@
 """Captions: pictures and video keyframes described by a generator, stored as searchable text.
 
-Incremental: an item already captioned by the same model is skipped. Each batch of captions is
+Incremental: an item already captioned by the same model is skipped (if re-embedding with
+another encoder dropped its caption's vector, only the vector is made again). Each batch of captions is
 embedded with the collection's text tower and written with ``Collection.set_captions`` (metadata
 ``caption`` + ``caption_model``, a ``text`` vector on the item, the keyword body) in one transaction.
 """
@@ -85,24 +86,43 @@ def pictures_of(modality: str, uri: str, frames: int, limits: DecodeLimits) -> l
 
 
 # -- the run -----------------------------------------------------------------------------------
+def _with_text_vector(coll: Collection, ids: Sequence[int]) -> set[int]:
+    """Which of ``ids`` carry a ``text`` vector (their caption's)."""
+    from sqlalchemy import select
+
+    from embedstore.store.tables import vectors
+
+    found: set[int] = set()
+    with coll.store.engine.connect() as conn:
+        for start in range(0, len(ids), PAGE):
+            q = select(vectors.c.item_id).where(
+                vectors.c.item_id.in_(list(ids[start : start + PAGE])), vectors.c.modality == "text"
+            )
+            found.update(int(i) for i in conn.execute(q).scalars())
+    return found
+
+
 def pending(
     coll: Collection, model: str, where: Mapping[str, Any] | None
-) -> tuple[list[ItemInfo], int]:
-    """Pictures and videos without a caption from ``model`` (and how many have one already)."""
+) -> tuple[list[ItemInfo], list[ItemInfo], int]:
+    """Pictures and videos to caption with ``model``, those whose ``model`` caption lost its
+    vector (re-embedded with another encoder: only the vector is made again), and how many are
+    done already."""
     todo: list[ItemInfo] = []
-    skipped, offset = 0, 0
+    captioned: list[ItemInfo] = []
+    offset = 0
     scope = {**(where or {}), "modality": {"in": list(CAPTIONABLE)}}
     while True:
         page = coll.list_items(where=scope, limit=PAGE, offset=offset, status="ok")
         for item in page:
             done = item.metadata.get("caption_model") == model and item.metadata.get("caption")
-            if done:
-                skipped += 1
-            else:
-                todo.append(item)
+            (captioned if done else todo).append(item)
         if len(page) < PAGE:
-            return todo, skipped
+            break
         offset += PAGE
+    with_vector = _with_text_vector(coll, [it.id for it in captioned])
+    lost = [it for it in captioned if it.id not in with_vector]
+    return todo, lost, len(captioned) - len(lost)
 
 
 def embed_texts(engine: Engine, coll: Collection, texts: Sequence[str]) -> np.ndarray:
@@ -138,9 +158,16 @@ def caption_collection(
     s = engine.settings
     coll = engine.collection(collection)
     model = model or s.generator
-    todo, skipped = pending(coll, model, where)
+    todo, lost, skipped = pending(coll, model, where)
+    restored = 0
+    for batch in _chunks(lost, s.batch_size):  # the caption stays, its vector is made again
+        texts = [str(it.metadata["caption"]) for it in batch]
+        vecs = embed_texts(engine, coll, texts)
+        restored += coll.set_captions(
+            [Caption(it.id, t, model, v) for it, t, v in zip(batch, texts, vecs)]
+        )
     if not todo:
-        return CaptionReport(0, skipped, (), time.perf_counter() - start)
+        return CaptionReport(restored, skipped, (), time.perf_counter() - start)
     generator = engine.generator(model)
     limits = DecodeLimits.from_settings(s)
     size = batch_size or s.generator_batch_size
@@ -166,7 +193,8 @@ def caption_collection(
             )
         if progress is not None:
             progress(done + len(failed), len(todo))
-    return CaptionReport(done, skipped, tuple(failed), time.perf_counter() - start, tokens)
+    seconds = time.perf_counter() - start
+    return CaptionReport(done + restored, skipped, tuple(failed), seconds, tokens)
 
 
 def _token_count(generator: Any, text: str) -> int:

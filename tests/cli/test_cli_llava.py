@@ -109,6 +109,19 @@ def test_caption_is_incremental_and_reports_failures(
     assert f"skipping {extra / 'gone.png'}" in result.stderr
     copy = {r["uri"]: r for r in items(invoke)}[str(extra / "car-copy.png")]
     assert copy["metadata"]["caption_model"] == "llava_test"
+    # re-embedding with another encoder keeps captions but not their vectors: captioning again
+    # embeds the stored captions (no generation) with the new text tower
+    result = invoke("reindex", "-c", "media", "--encoder", "openclip_test", ok=False)
+    assert result.exit_code in (0, 1)  # openclip_test cannot embed the sounds: kept, failed
+    assert json.loads(invoke("collections", "show", "media").stdout)["by_modality"]["text"] == 3
+    before = {
+        r["id"]: r["metadata"]["caption"] for r in items(invoke) if "caption" in r["metadata"]
+    }
+    assert run()["captioned"] == 4
+    after = {r["id"]: r["metadata"]["caption"] for r in items(invoke) if "caption" in r["metadata"]}
+    assert after == before
+    stats = json.loads(invoke("collections", "show", "media").stdout)
+    assert stats["encoder"] == "openclip_test" and stats["by_modality"]["text"] == 3 + 4
 
 
 @pytest.mark.slow
