@@ -86,8 +86,8 @@ def index_paths(
     """
     skipped: list[str] = []
 
-    def skip(message: str) -> None:
-        log.warning("%s", message)
+    def skip(message: str) -> None:  # the report carries it; the CLI prints it on stderr
+        log.info("%s", message)
         skipped.append(message)
 
     t0 = time.perf_counter()
