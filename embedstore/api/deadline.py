@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from embedstore.errors import RequestTimeout
 
 T = TypeVar("T")
 
 
-def _forget(task: asyncio.Future[object]) -> None:
+def _forget(task: asyncio.Future[Any]) -> None:
     """Retrieve the outcome of a task nobody awaits any more (no 'never retrieved' warning)."""
     with contextlib.suppress(BaseException):
         task.result()

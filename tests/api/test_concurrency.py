@@ -109,7 +109,8 @@ def test_queries_behind_a_busy_model_share_one_call_over_http(
 
 def test_a_search_that_gets_no_answer_ends_with_a_504(api_settings: Settings, gate: Gate) -> None:
     settings = api_settings.model_copy(update={"request_timeout_s": 0.5})
-    with TestClient(create_app(settings)) as client:
+    app = create_app(settings)
+    with TestClient(app) as client:
         assert (
             client.post("/v1/collections", json={"name": "g", "encoder": GATED}).status_code == 201
         )
@@ -117,7 +118,7 @@ def test_a_search_that_gets_no_answer_ends_with_a_504(api_settings: Settings, ga
         assert r.status_code == 504
         assert r.json()["type"] == "RequestTimeout" and "request_timeout_s" in r.json()["detail"]
         gate.open.set()  # the model frees up: the next search is answered
-        _until(lambda: not client.app.state.api.engine.model_busy(), "the held call ends")
+        _until(lambda: not app.state.api.engine.model_busy(), "the held call ends")
         assert (
             client.post("/v1/collections/g/search", json={"text": "free", "k": 1}).status_code
             == 200
