@@ -267,3 +267,21 @@ def test_lora_rank_and_placement_come_from_the_keys(tower: str) -> None:
     lora_cfg = json.loads(json.dumps(image_cfg))
     lora_cfg["vision_config"]["lora_r"] = 4
     LanguageBindModel.from_config(lora_cfg).load_state_dict(image_state, strict=True)
+
+
+@pytest.mark.parametrize("tower", ["image", "video_v15"])
+def test_text_without_attention_mask_matches_the_official_extras(tower: str) -> None:
+    """Without the padding mask only the padding rows change; the pooled row does not."""
+    _, _, io = _load(tower)
+    model = _model(tower)
+    out: dict[str, Any] = {}
+    with torch.no_grad():
+        pooled = model.text_model(io["input_ids"], None, collect=out)
+    extras = io["extras"]
+    close(
+        out["text_last_hidden_state"],
+        extras["text_last_hidden_state_without_attention_mask"],
+        HIDDEN_ATOL,
+    )
+    close(pooled, extras["text_pooled_output_without_attention_mask"], EMBED_ATOL)
+    close(model.text_projection(pooled), extras["get_text_features"], EMBED_ATOL)
