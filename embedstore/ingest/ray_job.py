@@ -53,6 +53,7 @@ DECODE_MEMORY = 512 * 1024**2  # bytes a decode task reserves (a worker with tor
 HASH_BATCH = 256
 OBJECT_STORE_FRACTION = 0.5  # of /dev/shm for a local cluster's object store
 OBJECT_STORE_MAX = 2 * 1024**3
+STARTUP_TRIES = 3  # local cluster start-ups, when Ray's own wait for its raylet runs out
 
 
 def _reason(err: BaseException) -> str:
@@ -76,13 +77,20 @@ def connect(address: str | None, num_cpus: int | None = None) -> bool:
         return False
     shm = shutil.disk_usage("/dev/shm").total if os.path.isdir("/dev/shm") else 0
     store = int(min(OBJECT_STORE_MAX, max(shm * OBJECT_STORE_FRACTION, 256 * 1024**2)))
-    ray.init(
-        num_cpus=num_cpus or os.cpu_count() or 1,
-        object_store_memory=store,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
+    for attempt in range(STARTUP_TRIES):
+        try:
+            ray.init(
+                num_cpus=num_cpus or os.cpu_count() or 1,
+                object_store_memory=store,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+            return True
+        except Exception as e:  # Ray waits 30 s for its raylet: too short on a loaded machine
+            ray.shutdown()
+            if "timed out during startup" not in str(e) or attempt + 1 == STARTUP_TRIES:
+                raise
     return True
 
 
