@@ -16,6 +16,7 @@ from embedstore.generators.llava import LlavaGenerator
 from embedstore.generators.tiny import IMAGE_SIZE, PATCH, save_tiny_llava
 
 require_module("transformers", "the [llava] extra is not installed")
+pytestmark = pytest.mark.slow  # builds and loads models: tens of seconds in all
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,7 @@ from embedstore.store.captions import Caption
 from embedstore.types import SearchResult
 
 TUX_REASON = "Debian package tuxpaint-stamps-default is not installed (make test-data installs it)"
-pytestmark = pytest.mark.data(TUXPAINT_STAMPS, TUX_REASON)
+needs_tux = pytest.mark.data(TUXPAINT_STAMPS, TUX_REASON)
 DIM = 8
 PENGUINS = [  # "penguin" by rank: 2 tokens, three of 3 (path order), two of 7 (path order)
     "animals/birds/penguin",
@@ -85,6 +85,8 @@ def keys_of(hits: list[SearchResult], ids: dict[str, int]) -> list[str]:
     return [by_id[h.id] for h in hits]
 
 
+@needs_tux
+@pytest.mark.slow
 def test_keyword_search_finds_every_penguin_in_length_order(stamps) -> None:  # type: ignore[no-untyped-def]
     coll, ids = stamps
     hits = coll.keyword_search("penguin", 20)
@@ -95,12 +97,16 @@ def test_keyword_search_finds_every_penguin_in_length_order(stamps) -> None:  # 
     assert coll.keyword_search("xylophonist", 5) == []
 
 
+@needs_tux
+@pytest.mark.slow
 def test_keyword_search_ranks_the_caption_with_every_word_first(stamps) -> None:  # type: ignore[no-untyped-def]
     coll, ids = stamps
     top = keys_of(coll.keyword_search("great blue heron", 2), ids)
     assert sorted(top) == ["animals/birds/heron_greatblue", "animals/birds/heron_greatblue_flying"]
 
 
+@needs_tux
+@pytest.mark.slow
 def test_keyword_search_filters_pages_and_modalities(stamps) -> None:  # type: ignore[no-untyped-def]
     coll, ids = stamps
     assert keys_of(coll.keyword_search("penguin", 2, offset=1), ids) == PENGUINS[1:3]
@@ -109,6 +115,8 @@ def test_keyword_search_filters_pages_and_modalities(stamps) -> None:  # type: i
     assert coll.keyword_search("penguin", 20, modalities=["audio"]) == []
 
 
+@needs_tux
+@pytest.mark.slow
 def test_reciprocal_rank_fusion_of_keyword_and_vector_rankings(stamps) -> None:  # type: ignore[no-untyped-def]
     coll, ids = stamps
     q = np.zeros((1, DIM), dtype=np.float32)
