@@ -29,7 +29,14 @@ BENCHMARKS = {
         "End-to-end images/s from JPEG files with ImageBind huge on a GPU.",
     ),
     "load": ("benchmarks.load", "HTTP API load test."),
-    "scale": ("benchmarks.scale", "Ray job vs in-process indexing; pgvector vs FAISS in the store."),
+    "cli_startup": (
+        "benchmarks.cli_startup",
+        "Wall and CPU seconds of embedstore --help/stats/ls/encoders, and their heavy imports.",
+    ),
+    "scale": (
+        "benchmarks.scale",
+        "Ray job vs in-process indexing; pgvector vs FAISS in the store.",
+    ),
     "plot": ("benchmarks.plot", "Draw result JSON files as PNG plots."),
 }
 
