@@ -72,6 +72,9 @@ for _name, (_towers, _description) in NAMED.items():
         dim=max(CHECKPOINTS[p].projection_dim for p in _towers.values()),
         modalities=("text", *sorted({MODALITY[k] for k in _towers})),
         description=_description,
+        # what `embedstore encoders` checks (the text tower's checkpoint; the Hugging Face cache
+        # and model.safetensors are found at load time too)
+        weights_file=f"languagebind/{CHECKPOINTS[next(iter(_towers.values()))].folder}/pytorch_model.bin",
     )(_factory(_name, _towers))
 
 
