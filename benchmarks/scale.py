@@ -289,6 +289,7 @@ def pgvector_rows(
 )
 @click.option("--parts", default="ray,ann", show_default=True)
 @click.option("--vector-too", is_flag=True, help="Also build a full-precision vector index.")
+@click.option("--skip", default="", help="Backends of part ann to leave out, e.g. faiss.")
 @output_options
 def main(
     images: int,
@@ -301,6 +302,7 @@ def main(
     pgvector_url: str | None,
     parts: str,
     vector_too: bool,
+    skip: str,
     as_json: bool,
     out: Path | None,
     smoke: bool,
@@ -316,7 +318,8 @@ def main(
     if "ann" in todo:
         data = synthetic_clustered(n, nq, dim, seed=0, k=10)
         with tempfile.TemporaryDirectory(prefix="embedstore-scale-") as tmp:
-            rows += faiss_rows(data.xb, data.xq, batch, Path(tmp))
+            if "faiss" not in skip:
+                rows += faiss_rows(data.xb, data.xq, batch, Path(tmp))
             if pgvector_url:
                 rows += pgvector_rows(data.xb, data.xq, batch, pgvector_url, Path(tmp), vector_too)
             else:

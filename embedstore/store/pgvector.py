@@ -343,19 +343,27 @@ class PgVectorIndexSet:
         return chosen
 
     def tune(self, modality: str, *, k: int = 10, seed: int = 0) -> dict[str, Any]:
-        """Set the smallest ``hnsw.ef_search`` with recall@``k`` >= 0.95 against exact search."""
+        """Set the smallest ``hnsw.ef_search`` with recall@``k`` >= 0.95 against exact search.
+
+        The queries are not stored vectors (a stored vector finds itself and its graph
+        neighbours too easily: at 20k x 1024 that read 0.986 where held-out queries got 0.946)
+        but the midpoints of sampled stored vectors and their nearest neighbours: points of the
+        data the graph has never seen. The truth is exact search over the float32 vectors.
+        """
         with self.engine.connect() as conn:
-            qids, q = self._sample(conn, modality, TUNE_QUERIES, seed)
-            if len(qids) < 2 * k:
+            ids, base = self._sample(conn, modality, TUNE_QUERIES, seed)
+            if len(ids) < 2 * k:
                 return {}
-            truth = self._truth(conn, modality, qids, q, k)
+            nn = np.asarray([row[0] for row in self._truth(conn, modality, ids, base, 1)])
+            q = base + self._vectors_by_id(conn, nn)
+            q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+            truth = self._truth(conn, modality, np.full(len(q), -1), q, k)
             chosen, recall = EF_STEPS[-1], 0.0
             for ef in EF_STEPS:
-                found = [
-                    [vid for _s, vid, _r in self._query(conn, qv, modality, k + 1, None, ef)]
+                got = [
+                    [vid for _s, vid, _r in self._query(conn, qv, modality, k, None, ef)]
                     for qv in q
                 ]
-                got = [[v for v in f if v != int(qid)][:k] for f, qid in zip(found, qids)]
                 recall = float(np.mean([len(set(g) & set(t)) / k for g, t in zip(got, truth)]))
                 conn.commit()
                 if recall >= RECALL_TARGET + MARGIN:
@@ -386,6 +394,14 @@ class PgVectorIndexSet:
         ).all()
         ids = np.asarray([r[0] for r in rows], dtype=np.int64)
         return ids, from_blobs([r[1] for r in rows], self.dim)
+
+    def _vectors_by_id(self, conn: Connection, ids: np.ndarray) -> np.ndarray:
+        rows = dict(
+            conn.execute(
+                select(vectors.c.id, vectors.c.vector).where(vectors.c.id.in_(ids.tolist()))
+            ).all()
+        )
+        return from_blobs([rows[int(i)] for i in ids], self.dim)
 
     def _truth(
         self, conn: Connection, modality: str, qids: np.ndarray, q: np.ndarray, k: int
