@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -97,7 +98,11 @@ class Engine:
             if time.monotonic() - when >= self.settings.encoder_retry_s:
                 del self._failed[name]
                 return
-        raise error
+        try:  # a copy: re-raising one object would grow its traceback with every request
+            again = copy.copy(error).with_traceback(None)
+        except Exception:
+            again = error
+        raise again
 
     def _create_encoder(self, name: str) -> Encoder:
         from embedstore.encoders import create_encoder
