@@ -5,7 +5,17 @@ computes only the pooled token, text batches cut after their last end-of-text, i
 2-D patch kernel); ``official`` is
 the official-style computation on the same weights (``ImageBindModel.forward``: every token of
 every block, full 77-token text, unfused math attention). Inputs are synthetic and already on the
-device; ``fast`` includes the copy of the result to a NumPy array.
+device; ``fast`` includes the copy of the result to a NumPy array. ``official_code`` runs the
+official ImageBind code itself (``benchmarks/official_code.py``: the ``imagebind-unofficial``
+package, installed in the benchmark environment only) holding the very tensors of our model, so
+the same weights, dtype and batch; each of its rows also reports ``cosine_vs_fast_min``, the
+lowest cosine between its embeddings and ours on that batch.
+
+``--precision fp8`` (CUDA capability >= 8.9) runs the bf16 model with the trunks' ``nn.Linear``
+layers swapped for e4m3 ``torch._scaled_mm`` with per-row scales (``embedstore/encoders/fp8.py``);
+the official code has no fp8 rows. Every row reports items/s, peak memory, the FLOPs of one item
+(counted by ``torch.utils.flop_counter`` on that row's own computation, attention as its matmuls)
+and MFU against the card's dense peak for the precision (``--peak-tflops`` sets it elsewhere).
 
 LanguageBind (``--encoder languagebind_test`` or a full-size random tower, ``--config lb_video``
 ...): ``fast`` is ``Encoder.encode`` (LoRA merged, fused attention, text cut after the last
@@ -15,6 +25,7 @@ text with its padding mask, unfused math attention). Inputs take each tower's ow
 
     python -m benchmarks.throughput --smoke
     python -m benchmarks.throughput --smoke --encoder languagebind_test
+    python -m benchmarks.throughput --smoke --mode fast,official_code --modality vision,text
     python -m benchmarks.throughput --config lb_video --device cuda --precision fp32,bf16 \\
         --batch 1,8 --modality video,text
     python -m benchmarks.throughput --config huge --device cuda --precision fp32,bf16,fp16 \\
@@ -34,11 +45,14 @@ if __package__ in (None, ""):  # run as a file: make the repo root importable
 import click
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import emit, output_options, parse_ints, peak_rss_mb, result_doc, timeit
 from embedstore.encoders import Encoder, create_encoder, resolve_device
+from embedstore.encoders.fp8 import swap_linears
 from embedstore.encoders.imagebind import ImageBindEncoder, ImageBindModel
 from embedstore.encoders.imagebind.encoder import HUGE_CONFIG, TEST_CONFIG
+from embedstore.errors import InvalidConfig
 
 MODALITIES = ("vision", "video", "text", "audio", "depth", "thermal", "imu")
 CONFIGS: dict[str, Any] = {"test": TEST_CONFIG, "huge": HUGE_CONFIG}
@@ -51,6 +65,12 @@ LB_CONFIGS: dict[str, dict[str, str]] = {
     "lb_audio": {"audio": "audio"},
     "lb_depth": {"depth": "depth"},
     "lb_thermal": {"thermal": "thermal"},
+}
+# dense peak TFLOP/s per precision (NVIDIA datasheets, SXM boards; fp32 without TF32)
+PEAK_TFLOPS: dict[str, dict[str, float]] = {
+    "H200": {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4, "fp8": 1978.9},
+    "H100": {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4, "fp8": 1978.9},
+    "A100": {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0, "fp16": 312.0},
 }
 SMOKE: dict[str, Any] = {
     "config": "test",
@@ -112,7 +132,20 @@ def random_huge(device: torch.device) -> ImageBindModel:
 def build_encoder(
     config: str, encoder: str | None, device: str, precision: str, compile: bool
 ) -> Encoder:
-    """The encoder under test: a registered one by name, or an ImageBind config."""
+    """The encoder under test: a registered one by name, or an ImageBind config.
+
+    ``fp8``: the bf16 ImageBind model with its trunks' linear layers in fp8 (`swap_linears`; the
+    heads' projections see one token per item and stay bf16).
+    """
+    if precision == "fp8":
+        enc = build_encoder(config, encoder, device, "bf16", compile)
+        if enc.family != "imagebind":
+            raise InvalidConfig(
+                f"precision fp8 is for ImageBind, not {enc.name}", field="precision"
+            )
+        swap_linears(enc.model.modality_trunks)  # type: ignore[attr-defined]
+        enc.precision = "fp8"
+        return enc
     if encoder:
         return create_encoder(encoder, device=device, precision=precision)
     if config in LB_CONFIGS:
@@ -141,11 +174,65 @@ def peak_memory_mb(device: torch.device) -> float:
     return peak_rss_mb()
 
 
+def peak_tflops(device: torch.device, precision: str, override: float | None) -> float | None:
+    """The dense peak TFLOP/s of ``device`` at ``precision``: ``override``, the table, or None."""
+    if override:
+        return override
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for card, rates in PEAK_TFLOPS.items():
+        if card in name and "PCIe" not in name:
+            return rates.get(precision)
+    return None
+
+
+def flops_of(fn: Callable[[], Any]) -> int:
+    """FLOPs of one call of ``fn`` (attention through the math kernel, so counted as matmuls)."""
+    with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
+        fn()
+    return int(counter.get_total_flops())
+
+
+def unit_rows(out: Any) -> torch.Tensor:
+    """A result of any mode as unit-norm float32 rows on the CPU."""
+    t = torch.as_tensor(out).float().cpu()
+    return torch.nn.functional.normalize(t, dim=-1)
+
+
+_OFFICIAL: dict[int, torch.nn.Module] = {}
+
+
+def official_code_model(enc: Encoder) -> torch.nn.Module:
+    """The official code's model on ``enc``'s tensors (built once per encoder)."""
+    if id(enc) not in _OFFICIAL:
+        from benchmarks.official_code import official_model
+
+        config = CONFIGS.get(enc.name.removeprefix("imagebind_"))
+        if enc.family != "imagebind" or config is None:
+            raise InvalidConfig(
+                f"--mode official_code runs ImageBind ({', '.join(CONFIGS)}), not {enc.name}",
+                field="mode",
+            )
+        _OFFICIAL.clear()
+        _OFFICIAL[id(enc)] = official_model(config, enc.model)  # type: ignore[attr-defined]
+    return _OFFICIAL[id(enc)]
+
+
 def runner(enc: Encoder, modality: str, x: torch.Tensor, mode: str) -> Callable[[], Any]:
     """The timed call for one mode."""
     encode_as = "vision" if modality == "video" else modality
     if mode == "fast":
         return lambda: enc.encode(encode_as, x)
+    if mode == "official_code":
+        official = official_code_model(enc)
+        xcode = x if modality == "text" else x.to(enc.dtype)
+
+        def run_official_code() -> Any:
+            with torch.inference_mode():
+                return official({modality: xcode})[modality]
+
+        return run_official_code
     if enc.family == "languagebind":
         return languagebind_official(enc, modality, x)
     model: ImageBindModel = enc.model  # type: ignore[attr-defined]
@@ -177,17 +264,28 @@ def languagebind_official(enc: Encoder, modality: str, x: torch.Tensor) -> Calla
 
 
 def bench_one(
-    enc: Encoder, modality: str, batch: int, mode: str, warmup: int, runs: int
+    enc: Encoder,
+    modality: str,
+    batch: int,
+    mode: str,
+    warmup: int,
+    runs: int,
+    peak: float | None = None,
 ) -> dict[str, Any]:
-    """One row: median seconds per batch, items/s and peak memory."""
+    """One row: median seconds per batch, items/s, peak memory, FLOPs per item and MFU."""
     shapes = enc.input_shapes() if hasattr(enc, "input_shapes") else None
     x = make_inputs(modality, batch, shapes=shapes).to(enc.device)
+    fn = runner(enc, modality, x, mode)
+    flops = flops_of(fn)  # untimed; also a first warm-up call
+    extra: dict[str, Any] = {}
+    if mode == "official_code":  # the same batch through our path: do the two agree?
+        cos = (unit_rows(fn()) * unit_rows(runner(enc, modality, x, "fast")())).sum(-1)
+        extra["cosine_vs_fast_min"] = float(cos.min())
     if enc.device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(enc.device)
-    timing = timeit(
-        runner(enc, modality, x, mode), warmup, runs, cuda_sync=enc.device.type == "cuda"
-    )
+    timing = timeit(fn, warmup, runs, cuda_sync=enc.device.type == "cuda")
+    achieved = flops / timing.median_s / 1e12
     return {
         "modality": modality,
         "batch": batch,
@@ -198,6 +296,10 @@ def bench_one(
         "min_s": timing.min_s,
         "items_per_s": batch / timing.median_s,
         "peak_mem_mb": round(peak_memory_mb(enc.device), 1),
+        "gflops_per_item": float(f"{flops / batch / 1e9:.4g}"),
+        "tflops": float(f"{achieved:.4g}"),
+        "mfu": round(achieved / peak, 4) if peak else None,
+        **extra,
     }
 
 
@@ -221,12 +323,20 @@ def bench_one(
     "modes",
     default="fast,official",
     show_default=True,
-    help="fast (embedstore path) and/or official (full-sequence, unfused attention).",
+    help="fast (embedstore path), official (full-sequence, unfused attention) and/or "
+    "official_code (the official ImageBind code on the same weights; needs imagebind-unofficial).",
 )
 @click.option("--warmup", type=int, default=2, show_default=True)
 @click.option("--runs", type=int, default=5, show_default=True)
 @click.option("--threads", type=int, default=0, help="torch CPU threads (0: torch default).")
 @click.option("--compile", "use_compile", is_flag=True, help="torch.compile the fast path.")
+@click.option(
+    "--peak-tflops",
+    "peak_tflops_override",
+    type=float,
+    default=None,
+    help="Dense peak TFLOP/s for MFU (default: known CUDA cards per precision; else no MFU).",
+)
 @output_options
 def main(
     config: str,
@@ -240,6 +350,7 @@ def main(
     runs: int,
     threads: int,
     use_compile: bool,
+    peak_tflops_override: float | None,
     as_json: bool,
     out: Path | None,
     smoke: bool,
@@ -267,9 +378,15 @@ def main(
     official_ok = ("imagebind", "languagebind")
     if encoder and "official" in mode_list and not encoder.startswith(official_ok):
         mode_list.remove("official")
+    if "official_code" in mode_list and (encoder or config) not in (
+        *CONFIGS,
+        *(f"imagebind_{c}" for c in CONFIGS),
+    ):
+        raise click.UsageError("--mode official_code runs ImageBind (--config test/huge) only")
     rows = []
     for precision in precisions.split(","):
         enc = build_encoder(config, encoder, device, precision, use_compile)
+        peak = peak_tflops(enc.device, precision, peak_tflops_override)
         for modality in modalities.split(","):
             shapes = enc.input_shapes() if hasattr(enc, "input_shapes") else {}
             if modality not in enc.modalities and modality not in shapes:
@@ -278,13 +395,16 @@ def main(
                 continue
             for batch in parse_ints(batches):
                 for mode in mode_list:
-                    rows.append(bench_one(enc, modality, batch, mode, warmup, runs))
+                    if mode == "official_code" and precision == "fp8":
+                        continue  # the official code has no fp8 path
+                    rows.append(bench_one(enc, modality, batch, mode, warmup, runs, peak))
                     click.echo(
                         f"  {modality} b={batch} {precision} {mode}: "
                         f"{rows[-1]['items_per_s']:.1f} items/s",
                         err=True,
                     )
         del enc
+        _OFFICIAL.clear()
     params = {
         "config": None if encoder else config,
         "encoder": encoder,
@@ -296,6 +416,8 @@ def main(
         "warmup": warmup,
         "runs": runs,
         "compile": use_compile,
+        "peak_tflops": peak_tflops_override,
+        "mfu": "FLOPs of the row's own computation / median time / dense peak of the precision",
         "smoke": smoke,
         "peak_mem": "CUDA max_memory_allocated per row"
         if "cuda" in str(resolve_device(device))
