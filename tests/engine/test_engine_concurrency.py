@@ -68,6 +68,7 @@ def _one_item_collection(engine: Engine, name: str = "c") -> None:
     coll.add_items([NewItem("mem://a.png", "vision", "h", 1, 0.0, {}, [NewVector("vision", vec)])])
 
 
+@pytest.mark.slow
 def test_a_loading_encoder_holds_up_neither_the_store_nor_other_encoders(
     settings: Settings, registered: Callable[[str, Callable[..., Any]], None]
 ) -> None:
@@ -172,6 +173,7 @@ def test_a_renamed_collection_is_seen_at_the_next_query(settings: Settings) -> N
     engine.close()
 
 
+@pytest.mark.slow
 def test_indexing_leaves_the_thread_count_alone(settings: Settings, tmp_path: Path) -> None:
     """torch's thread count is process-wide: set once at start, never changed by a request."""
     seen: list[int] = []
