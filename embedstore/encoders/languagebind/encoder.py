@@ -184,6 +184,7 @@ def build_random(
         with torch.device("meta"):
             model = LanguageBindModel.from_config(hub_config(CHECKPOINTS[preset]))
         model = model.to_empty(device=dev)
+        model.reset_buffers()
         with torch.no_grad():
             for name, p in model.named_parameters():
                 if p.ndim == 1 and name.endswith("weight"):
@@ -260,7 +261,9 @@ def build_test(
     for kind in TEST_TOWERS:
         with torch.device("meta"):
             model = LanguageBindModel.from_config(test_config(kind))
-        model = init_tower(model.to_empty(device="cpu"), generator)
+        model = model.to_empty(device="cpu")
+        model.reset_buffers()
+        model = init_tower(model, generator)
         model.merge_lora()
         towers[kind] = model.eval()
     return LanguageBindEncoder(

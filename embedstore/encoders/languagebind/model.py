@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +14,7 @@ from embedstore.encoders.languagebind.lora import LoraLinear, merge_lora
 from embedstore.encoders.languagebind.text import TextTransformer
 from embedstore.encoders.languagebind.vision import VisionTransformer
 
-# Persistent buffers in checkpoints saved with transformers 4.30 (always 0..n-1); not kept here.
+# Buffers in checkpoints saved with transformers 4.30 (always 0..n-1); newer ones drop them.
 POSITION_IDS = ("text_model.embeddings.position_ids", "vision_model.embeddings.position_ids")
 
 
@@ -52,12 +52,19 @@ class LanguageBindModel(nn.Module):
     ) -> Any:
         """Load official keys; the ``position_ids`` buffers may be present or absent."""
         state = dict(state_dict)
+        expected = {
+            "text_model.embeddings.position_ids": self.cfg.text.context_length,
+            "vision_model.embeddings.position_ids": self.cfg.vision.positions,
+        }
         for key in POSITION_IDS:
-            ids = state.pop(key, None)
+            ids = state.get(key)
+            n = expected[key]
             if ids is not None and not ids.is_meta:
-                n = ids.shape[-1]
-                if not torch.equal(ids.reshape(-1).long().cpu(), torch.arange(n)):
-                    raise RuntimeError(f"{key} is not 0..{n - 1}")
+                m = int(ids.shape[-1])
+                if not torch.equal(ids.reshape(-1).long().cpu(), torch.arange(m)):
+                    raise RuntimeError(f"{key} is not 0..{m - 1}")
+            if ids is None or not ids.is_meta:
+                state[key] = torch.arange(n)[None]  # absent (newer transformers): the same values
         self._match_lora(state)
         return super().load_state_dict(state, strict=strict, assign=assign)
 
@@ -76,6 +83,13 @@ class LanguageBindModel(nn.Module):
             if isinstance(module, LoraLinear):
                 a = state.get(f"{prefix}{name}.lora_A.default.weight")
                 module.set_rank(int(a.shape[0]) if a is not None else 0, alpha)
+
+    def reset_buffers(self) -> None:
+        """Refill the ``position_ids`` buffers (after ``to_empty``)."""
+        with torch.no_grad():
+            for module in (self.text_model.embeddings, self.vision_model.embeddings):
+                ids = cast(torch.Tensor, module.position_ids)
+                module.position_ids = torch.arange(int(ids.shape[-1]), device=ids.device)[None]
 
     def merge_lora(self) -> int:
         """Fold every unmerged LoRA update into its base weight; returns the layers merged."""

@@ -18,6 +18,8 @@ class TextEmbeddings(nn.Module):
     def __init__(self, cfg: TextConfig) -> None:
         super().__init__()
         width = cfg.transformer.width
+        # saved by the official checkpoints (transformers 4.30); always 0..L-1, unused here
+        self.register_buffer("position_ids", torch.arange(cfg.context_length)[None])
         self.token_embedding = nn.Embedding(cfg.vocab_size, width)
         self.position_embedding = nn.Embedding(cfg.context_length, width)
 

@@ -33,6 +33,8 @@ class VisionEmbeddings(nn.Module):
         else:
             self.class_embedding = nn.Parameter(torch.empty(width))
             self.patch_embedding = nn.Conv2d(3, width, p, p, bias=False)
+        # saved by the official checkpoints (transformers 4.30); always 0..P, unused here
+        self.register_buffer("position_ids", torch.arange(cfg.positions)[None])
         self.position_embedding = nn.Embedding(cfg.positions, width)
 
     def forward(self, x: torch.Tensor, collect: dict[str, Any] | None = None) -> torch.Tensor:
