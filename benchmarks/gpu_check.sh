@@ -6,6 +6,13 @@
 #   STEPS="tests cli" bash benchmarks/gpu_check.sh OUTDIR      # some of: tests gpu_decode
 #                                                             # gpu_ingest cli throughput
 #   GPU_INGEST_ARGS="--sizes 640x480:8192 --precision fp16" ...  # options added to gpu_ingest
+#   SMOKE=1 bash benchmarks/gpu_check.sh OUTDIR    # a first try: throughput steps, tiny model
+#
+# Steps `official` (our fast path beside the official ImageBind code on the same random weights,
+# all six towers, bf16 and fp16) and `fp8` (the fp8 path beside bf16) need the official code's
+# wheel and what its model files import, which are not embedstore dependencies; fetch them with
+#   pip download --no-deps -d .whl imagebind-unofficial==0.1.1 einops iopath portalocker tqdm \
+#     ftfy wcwidth regex timm pyyaml safetensors huggingface_hub
 #
 # For a CUDA machine whose Python has torch, torchvision and numpy but not the rest of
 # embedstore's dependencies and no network: WHEELS (default .whl) holds wheels of the missing ones
@@ -26,7 +33,17 @@ if [ -d "$wheels" ]; then
 fi
 if [ -d "$data/shared" ] && [ ! -e ../shared ]; then cp -r "$data/shared" ../shared; fi
 
-steps=" ${STEPS:-tests gpu_decode gpu_ingest cli throughput} "
+steps=" ${STEPS:-tests gpu_decode gpu_ingest cli throughput official fp8} "
+# throughput-style steps: the huge model, or the tiny one for a smoke run (default steps: the
+# throughput ones, about a minute, to check the wheels and code paths before the full run)
+if [ -n "${SMOKE:-}" ]; then
+  steps=" ${STEPS:-throughput official fp8} "
+  tp=(python3 -m benchmarks.throughput --config test --device cuda --warmup 0 --runs 1)
+  b_big=2 b_text=2 b_small=2
+else
+  tp=(python3 -m benchmarks.throughput --config huge --device cuda --warmup 1 --runs 3)
+  b_big=64 b_text=256 b_small=128
+fi
 want() { [[ $steps == *" $1 "* ]]; }
 
 step() {  # step NAME SECONDS COMMAND...: run with a time limit, report status and seconds
@@ -59,7 +76,17 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, report status a
     step cli_search 45 "${cli[@]}" search --file "$data/media/imagebind-assets/001_car_image.jpg" \
       -c media -k 3 --json
   fi
-  want throughput && step throughput 120 python3 -m benchmarks.throughput --config huge --device cuda \
-    --precision bf16,fp16,fp32 --modality vision,text,audio --batch 64,256 --mode fast,official \
-    --warmup 1 --runs 3 --out "$out/throughput-huge.json"
+  want throughput && step throughput 120 "${tp[@]}" \
+    --precision bf16,fp16,fp32 --modality vision,text,audio --batch $b_big,$b_text --mode fast,official \
+    --out "$out/throughput-huge.json"
+  if want official; then  # the official code on the same weights, precision, batch and card
+    step official_big 90 "${tp[@]}" --precision bf16,fp16 --modality vision,audio --batch $b_big \
+      --mode fast,official_code --out "$out/throughput-official-vision-audio.json"
+    step official_text 45 "${tp[@]}" --precision bf16,fp16 --modality text --batch $b_text \
+      --mode fast,official_code --out "$out/throughput-official-text.json"
+    step official_small 60 "${tp[@]}" --precision bf16,fp16 --modality depth,thermal,imu \
+      --batch $b_small --mode fast,official_code --out "$out/throughput-official-small.json"
+  fi
+  want fp8 && step fp8 60 "${tp[@]}" --precision fp8,bf16 --modality vision,text,audio \
+    --batch $b_big --mode fast --out "$out/throughput-fp8.json"
 } 2>&1 | tee "$out/log.txt"

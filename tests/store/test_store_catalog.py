@@ -96,13 +96,14 @@ def test_file_states_hashes_moves_and_failures(store: Store) -> None:
         [("/data/00000.jpg", "corrupt JPEG", 5, 1.0, "zz"), ("/bad.wav", "empty", 0, 2.0, None)]
     )
     failed = coll.list_items(status="failed")
-    assert [(f.uri, f.error, f.vectors) for f in failed] == [
-        ("/data/00000.jpg", "corrupt JPEG", 0),
-        ("/bad.wav", "empty", 0),
-    ]
-    assert coll.info().failed == 2 and coll.info().vectors == 2
-    assert all(h.id != ids[0] for h in coll.search(unit(np.ones(16)), k=10)[0]), (
-        "failed items are never served"
+    assert [(f.uri, f.error, f.vectors) for f in failed] == [("/bad.wav", "empty", 0)]
+    kept = coll.get_item(ids[0])
+    assert (kept.status, kept.error, kept.vectors, kept.size) == ("ok", "corrupt JPEG", 1, 100), (
+        "a stored item whose changed file fails keeps its last good vectors and notes the reason"
+    )
+    assert coll.info().failed == 1 and coll.info().vectors == 3
+    assert any(h.id == ids[0] for h in coll.search(unit(np.ones(16)), k=10)[0]), (
+        "the last good vectors stay searchable"
     )
     assert "zz" not in coll.items_by_hash(["zz"]), "only ok items are reuse candidates"
 
