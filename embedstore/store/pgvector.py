@@ -12,7 +12,7 @@ database serves the same committed rows.
   or it passes :data:`AUTO_BUILD` while writing; the index is then built with
   ``CREATE INDEX CONCURRENTLY`` (writers keep going) and PostgreSQL maintains it afterwards.
 - ``hnsw.ef_search`` is tuned per modality after each build to recall@10 >= 0.95 against exact
-  search over the float32 vectors (sampled stored vectors as queries, themselves excluded).
+  search over the float32 vectors (see :meth:`PgVectorIndexSet.tune`), never below 40.
 - Filters compile to SQL; pgvector's iterative index scan (0.8+, ``relaxed_order``) keeps
   reading the graph until the filter has passed enough rows, and when the scan still comes back
   short (a very selective filter) the query runs as an exact scan of the rows that pass.
