@@ -95,7 +95,10 @@ def reembed_collection(
     with contextlib.suppress(CollectionNotFound):
         store.drop_collection(staging)
     new = engine.create_collection(
-        staging, encoder=encoder, index_spec=index_spec or old.index_spec
+        staging,
+        encoder=encoder,
+        index_spec=index_spec or old.index_spec,
+        index_backend=old.index_backend,  # a pgvector collection stays one
     )
     s = engine.settings
     options = IndexOptions(
