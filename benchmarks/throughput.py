@@ -385,7 +385,10 @@ def main(
         raise click.UsageError("--mode official_code runs ImageBind (--config test/huge) only")
     rows = []
     for precision in precisions.split(","):
-        enc = build_encoder(config, encoder, device, precision, use_compile)
+        try:
+            enc = build_encoder(config, encoder, device, precision, use_compile)
+        except InvalidConfig as exc:  # fp8 on a card without it
+            raise click.UsageError(str(exc)) from exc
         peak = peak_tflops(enc.device, precision, peak_tflops_override)
         for modality in modalities.split(","):
             shapes = enc.input_shapes() if hasattr(enc, "input_shapes") else {}
@@ -397,7 +400,10 @@ def main(
                 for mode in mode_list:
                     if mode == "official_code" and precision == "fp8":
                         continue  # the official code has no fp8 path
-                    rows.append(bench_one(enc, modality, batch, mode, warmup, runs, peak))
+                    try:
+                        rows.append(bench_one(enc, modality, batch, mode, warmup, runs, peak))
+                    except InvalidConfig as exc:  # the official code is not installed
+                        raise click.UsageError(str(exc)) from exc
                     click.echo(
                         f"  {modality} b={batch} {precision} {mode}: "
                         f"{rows[-1]['items_per_s']:.1f} items/s",
