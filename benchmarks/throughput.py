@@ -225,12 +225,12 @@ def runner(enc: Encoder, modality: str, x: torch.Tensor, mode: str) -> Callable[
     if mode == "fast":
         return lambda: enc.encode(encode_as, x)
     if mode == "official_code":
-        official = official_code_model(enc)
+        code_model = official_code_model(enc)
         xcode = x if modality == "text" else x.to(enc.dtype)
 
         def run_official_code() -> Any:
             with torch.inference_mode():
-                return official({modality: xcode})[modality]
+                return code_model({modality: xcode})[modality]
 
         return run_official_code
     if enc.family == "languagebind":
