@@ -27,6 +27,7 @@ SAME_COSINE = 1 - 1e-5
 @pytest.mark.skipif(
     not OFFICIAL_CODE, reason="pip install --no-deps imagebind-unofficial (benchmark tool only)"
 )
+@pytest.mark.slow  # six towers through both implementations: ~10-20 s on the shared 2 cores
 def test_official_code_rows_beside_fast_rows_agree(run_json, check_doc) -> None:  # type: ignore[no-untyped-def]
     modalities = "vision,text,audio,depth,thermal,imu"
     doc = run_json(
