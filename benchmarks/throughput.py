@@ -34,6 +34,7 @@ text with its padding mask, unfused math attention). Inputs take each tower's ow
 
 from __future__ import annotations
 
+import copy
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -130,7 +131,12 @@ def random_huge(device: torch.device) -> ImageBindModel:
 
 
 def build_encoder(
-    config: str, encoder: str | None, device: str, precision: str, compile: bool
+    config: str,
+    encoder: str | None,
+    device: str,
+    precision: str,
+    compile: bool,
+    fp8_emulate: bool = False,
 ) -> Encoder:
     """The encoder under test: a registered one by name, or an ImageBind config.
 
@@ -143,7 +149,10 @@ def build_encoder(
             raise InvalidConfig(
                 f"precision fp8 is for ImageBind, not {enc.name}", field="precision"
             )
-        swap_linears(enc.model.modality_trunks)  # type: ignore[attr-defined]
+        model: ImageBindModel = enc.model  # type: ignore[attr-defined]
+        # float32 computation on the same (bf16-rounded) weights, for the rows' cosine
+        enc.fp32_reference = copy.deepcopy(model).float()  # type: ignore[attr-defined]
+        swap_linears(model.modality_trunks, emulate=fp8_emulate)
         enc.precision = "fp8"
         return enc
     if encoder:
@@ -219,11 +228,15 @@ def official_code_model(enc: Encoder) -> torch.nn.Module:
     return _OFFICIAL[id(enc)]
 
 
+def encode_as(modality: str) -> str:
+    """The encoder modality of a benchmark modality (``video`` rows are single vision clips)."""
+    return "vision" if modality == "video" else modality
+
+
 def runner(enc: Encoder, modality: str, x: torch.Tensor, mode: str) -> Callable[[], Any]:
     """The timed call for one mode."""
-    encode_as = "vision" if modality == "video" else modality
     if mode == "fast":
-        return lambda: enc.encode(encode_as, x)
+        return lambda: enc.encode(encode_as(modality), x)
     if mode == "official_code":
         code_model = official_code_model(enc)
         xcode = x if modality == "text" else x.to(enc.dtype)
@@ -281,6 +294,13 @@ def bench_one(
     if mode == "official_code":  # the same batch through our path: do the two agree?
         cos = (unit_rows(fn()) * unit_rows(runner(enc, modality, x, "fast")())).sum(-1)
         extra["cosine_vs_fast_min"] = float(cos.min())
+    if enc.precision == "fp8" and mode == "fast":  # fp8 against float32 on the same weights
+        ref: ImageBindModel = enc.fp32_reference  # type: ignore[attr-defined]
+        with torch.inference_mode():
+            want = ref.embed(encode_as(modality), x if modality == "text" else x.float())
+        cos = (unit_rows(fn()) * unit_rows(want)).sum(-1)
+        extra["cosine_vs_fp32_min"] = float(cos.min())
+        extra["cosine_vs_fp32_mean"] = float(cos.mean())
     if enc.device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(enc.device)
@@ -331,6 +351,12 @@ def bench_one(
 @click.option("--threads", type=int, default=0, help="torch CPU threads (0: torch default).")
 @click.option("--compile", "use_compile", is_flag=True, help="torch.compile the fast path.")
 @click.option(
+    "--fp8-emulate",
+    is_flag=True,
+    help="fp8 as float32 matmuls of the quantised values (a CPU check of its numerics; "
+    "timings meaningless).",
+)
+@click.option(
     "--peak-tflops",
     "peak_tflops_override",
     type=float,
@@ -350,6 +376,7 @@ def main(
     runs: int,
     threads: int,
     use_compile: bool,
+    fp8_emulate: bool,
     peak_tflops_override: float | None,
     as_json: bool,
     out: Path | None,
@@ -386,7 +413,7 @@ def main(
     rows = []
     for precision in precisions.split(","):
         try:
-            enc = build_encoder(config, encoder, device, precision, use_compile)
+            enc = build_encoder(config, encoder, device, precision, use_compile, fp8_emulate)
         except InvalidConfig as exc:  # fp8 on a card without it
             raise click.UsageError(str(exc)) from exc
         peak = peak_tflops(enc.device, precision, peak_tflops_override)
@@ -423,6 +450,7 @@ def main(
         "runs": runs,
         "compile": use_compile,
         "peak_tflops": peak_tflops_override,
+        "fp8_emulate": fp8_emulate,
         "mfu": "FLOPs of the row's own computation / median time / dense peak of the precision",
         "smoke": smoke,
         "peak_mem": "CUDA max_memory_allocated per row"

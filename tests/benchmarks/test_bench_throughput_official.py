@@ -76,3 +76,23 @@ def test_official_code_is_imagebind_only() -> None:
             ["--config", "lb_image", "--device", "cpu", "--mode", "official_code", "--json"],
             standalone_mode=False,
         )
+
+
+def test_fp8_rows_report_their_cosine_to_float32(run_json) -> None:  # type: ignore[no-untyped-def]
+    # the fp8 path emulated on CPU (same quantised operands, float32 matmuls); the bound is the
+    # tiny model's, derived in tests/encoders/test_fp8.py (measured 0.997-0.9994 there)
+    doc = run_json(
+        throughput.main,
+        *ARGS,
+        "--precision",
+        "fp8",
+        "--fp8-emulate",
+        "--modality",
+        "vision,text,imu",
+        "--mode",
+        "fast",
+    )
+    assert doc["params"]["fp8_emulate"] is True
+    for r in doc["rows"]:
+        assert r["precision"] == "fp8" and r["mfu"] is None
+        assert 0.995 <= r["cosine_vs_fp32_min"] <= r["cosine_vs_fp32_mean"] < 1 - 1e-6, r
