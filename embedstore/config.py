@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     imagebind_huge_url: str | None = None
     imagebind_huge_sha256: str | None = None
     encoder: str = "imagebind_huge"
-    demo_encoder: str | None = None  # make demo: None = imagebind_huge (fetched) else imagebind_test
+    demo_encoder: str | None = None  # make demo: None = imagebind_huge, fetched if missing
     device: Device = "auto"
     precision: Precision = "fp32"
     batch_size: int = Field(32, ge=1, le=4096)
