@@ -10,9 +10,10 @@
 #
 # Steps `official` (our fast path beside the official ImageBind code on the same random weights,
 # all six towers, bf16 and fp16) and `fp8` (the fp8 path beside bf16) need the official code's
-# wheel and what its model files import, which are not embedstore dependencies; fetch them with
-#   pip download --no-deps -d .whl imagebind-unofficial==0.1.1 einops iopath portalocker tqdm \
-#     ftfy wcwidth regex timm pyyaml safetensors huggingface_hub
+# wheel and what its model files import (timm, whose dependencies but torch/torchvision are
+# fetched too), which are not embedstore dependencies; fetch them for the device's Python with
+#   pip download --no-deps -d .whl imagebind-unofficial==0.1.1 timm
+#   pip download -d .whl einops iopath ftfy regex huggingface_hub safetensors pyyaml
 #
 # For a CUDA machine whose Python has torch, torchvision and numpy but not the rest of
 # embedstore's dependencies and no network: WHEELS (default .whl) holds wheels of the missing ones
