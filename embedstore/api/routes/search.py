@@ -18,8 +18,8 @@ from embedstore.api.deps import (
     parse_json_field,
     validate,
 )
-from embedstore.api.queries import SearchOptions, elapsed_ms
 from embedstore.api.modes import text_mode_search
+from embedstore.api.queries import SearchOptions, elapsed_ms
 from embedstore.api.schemas import SearchForm, SearchRequest, SearchResponse
 from embedstore.api.sniff import check_upload
 from embedstore.errors import InvalidQuery, UnsupportedMediaType
@@ -97,14 +97,14 @@ async def _search_json(name: str, req: SearchRequest, state: StateDep) -> list[S
             f"({'none' if not given else ', '.join(given)} given); upload files as multipart"
         )
     opts = queries.check_options(SearchOptions(req.k, req.offset, req.modalities, req.where))
-    if req.text is not None:
-        return await queries.search_source(name, "text", queries.check_text(req.text), opts)
-    if req.vector is not None:
-        return await queries.search_vector(name, req.vector, opts)
     if req.mode != "vector":
         if req.text is None:
             raise InvalidQuery(f"Search mode {req.mode!r} needs 'text'", field="mode")
         return await text_mode_search(state, name, queries.check_text(req.text), req.mode, opts)
+    if req.text is not None:
+        return await queries.search_source(name, "text", queries.check_text(req.text), opts)
+    if req.vector is not None:
+        return await queries.search_vector(name, req.vector, opts)
     assert req.item_id is not None
     return await queries.search_item(name, req.item_id, opts)
 
