@@ -132,7 +132,10 @@ def ray_hash_all(entries: Sequence[FileEntry], roots: tuple[str, ...]) -> list[s
 
 # -- decoding tasks and encoder actors ---------------------------------------------------------
 def decode_batch(
-    batch: dict[str, np.ndarray], limits: Any, encoder_modalities: Sequence[str]
+    batch: dict[str, np.ndarray],
+    limits: Any,
+    encoder_modalities: Sequence[str],
+    recipe: str | None = None,
 ) -> dict[str, Any]:
     """A Ray task: files -> one row per piece to embed (video: its clips and sound track)."""
     from embedstore.modalities import VideoItem, load
@@ -150,7 +153,7 @@ def decode_batch(
 
     for key, uri, modality in zip(batch["key"], batch["uri"], batch["modality"]):
         try:
-            item = load(str(modality), Path(str(uri)), limits=limits)
+            item = load(str(modality), Path(str(uri)), limits=limits, recipe=recipe)
         except Exception as err:  # recorded as the file's failure reason
             row(int(key), 0, 0, str(modality), 0, None, None, np.zeros(0, np.float32))
             cols["error"][-1] = _reason(err)
@@ -268,6 +271,7 @@ def _embed_ray(
     import ray.data
 
     from embedstore.encoders import get_encoder_info
+    from embedstore.modalities.recipes import recipe_for_encoder
 
     if not plan.groups:
         return
@@ -303,7 +307,11 @@ def _embed_ray(
     ds: Any = ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // bs)))
     ds = ds.map_batches(
         decode_batch,
-        fn_kwargs={"limits": options.limits, "encoder_modalities": tuple(info.modalities)},
+        fn_kwargs={
+            "limits": options.limits,
+            "encoder_modalities": tuple(info.modalities),
+            "recipe": recipe_for_encoder(info.name),  # the family's preprocessing (LanguageBind)
+        },
         batch_size=bs,
         num_cpus=1,
         memory=DECODE_MEMORY,
