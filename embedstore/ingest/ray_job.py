@@ -41,7 +41,14 @@ import numpy as np
 from embedstore.errors import EmbedstoreError, InvalidInput, PathNotAllowed
 from embedstore.ingest.pipeline import Writer, metadata_of
 from embedstore.ingest.plan import Plan, hash_file
-from embedstore.ingest.run import IndexOptions, _count, _Counts, _failure_row, index_paths
+from embedstore.ingest.run import (
+    IndexOptions,
+    _count,
+    _Counts,
+    _failure_row,
+    index_paths,
+    supported_groups,
+)
 from embedstore.ingest.walk import FileEntry
 from embedstore.types import Failure, IndexReport
 
@@ -273,21 +280,10 @@ def _embed_ray(
     from embedstore.encoders import get_encoder_info
     from embedstore.modalities.recipes import recipe_for_encoder
 
-    if not plan.groups:
-        return
-    info = get_encoder_info(coll.info().encoder, engine.settings)
-    supported = []
-    for g in plan.groups:
-        needs = "vision" if g.leader.modality == "video" else g.leader.modality
-        if needs in info.modalities:
-            supported.append(g)
-        else:
-            reason = f"encoder {info.name} cannot embed {needs}"
-            group = (g.leader, *g.followers)
-            writer.put([], [_failure_row(e, reason, g.content_hash) for e in group])
-            c.failed.extend(Failure(e.uri, reason) for e in group)
+    supported = supported_groups(engine, coll, plan, c, writer)
     if not supported:
         return
+    info = get_encoder_info(coll.encoder, engine.settings)
     bs = options.batch_size
     rows = [
         {"key": i, "uri": g.leader.uri, "modality": g.leader.modality}

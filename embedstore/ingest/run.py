@@ -264,6 +264,28 @@ def _apply_cheap(coll: Collection, plan: Plan, c: _Counts, writer: Writer, batch
     writer.put(pending)
 
 
+def supported_groups(
+    engine: Engine, coll: Collection, plan: Plan, c: _Counts, writer: Writer
+) -> list[Any]:
+    """The plan's groups that the collection's encoder can embed; the others are recorded failed."""
+    from embedstore.encoders import get_encoder_info
+
+    if not plan.groups:
+        return []
+    info = get_encoder_info(coll.encoder, engine.settings)
+    supported = []
+    for g in plan.groups:
+        needs = "vision" if g.leader.modality == "video" else g.leader.modality
+        if needs in info.modalities:
+            supported.append(g)
+            continue
+        reason = f"encoder {info.name} cannot embed {needs}"
+        group = (g.leader, *g.followers)
+        writer.put([], [_failure_row(e, reason, g.content_hash) for e in group])
+        c.failed.extend(Failure(e.uri, reason) for e in group)
+    return supported
+
+
 def _embed(
     engine: Engine,
     coll: Collection,
@@ -274,22 +296,7 @@ def _embed(
     decoder: DecodeAhead | None = None,
 ) -> None:
     """Decode the group leaders in workers, embed in batches, hand finished items to the writer."""
-    from embedstore.encoders import get_encoder_info
-
-    if not plan.groups:
-        return
-    info = get_encoder_info(coll.info().encoder, engine.settings)
-    supported = []
-    for g in plan.groups:
-        needs = "vision" if g.leader.modality == "video" else g.leader.modality
-        if needs in info.modalities:
-            supported.append(g)
-        else:
-            reason = f"encoder {info.name} cannot embed {needs}"
-            writer.put(
-                [], [_failure_row(e, reason, g.content_hash) for e in (g.leader, *g.followers)]
-            )
-            c.failed.extend(Failure(e.uri, reason) for e in (g.leader, *g.followers))
+    supported = supported_groups(engine, coll, plan, c, writer)
     if not supported:
         return
     ahead = decoder or _decoder(options, coll.encoder)
