@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import IO, Any
 
 import torch
 from PIL import Image
@@ -40,6 +42,25 @@ class VideoItem:
     audio: torch.Tensor | None
     duration: float
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def open_video(f: IO[bytes], source: Source, limits: DecodeLimits) -> Iterator[tuple[Any, Any]]:
+    """The PyAV container of ``f`` and its first video stream, checked against the pixel limit."""
+    import av
+
+    try:
+        container = av.open(f, metadata_errors="ignore")
+    except av.error.InvalidDataError as e:
+        raise invalid(source, f"not a video file we can read ({e.strerror or e})") from e
+    with container:
+        if not container.streams.video:
+            raise invalid(source, "no video stream")
+        stream = container.streams.video[0]
+        w, h = stream.codec_context.width, stream.codec_context.height
+        if w * h > limits.max_pixels:
+            raise PayloadTooLarge(f"{describe(source)}: {w}x{h} frames exceed the pixel limit")
+        yield container, stream
 
 
 def frame_times(
@@ -135,21 +156,9 @@ def load(
     audio: bool = True,
 ) -> VideoItem:
     """A video file as ``VideoItem``: ``clips_per_video`` clips spread over the whole video."""
-    import av
-
     name = describe(source)
     with open_source(source, limits) as f, decoding(source, "video"):
-        try:
-            container = av.open(f, metadata_errors="ignore")
-        except av.error.InvalidDataError as e:
-            raise invalid(source, f"not a video file we can read ({e.strerror or e})") from e
-        with container:
-            if not container.streams.video:
-                raise invalid(source, "no video stream")
-            stream = container.streams.video[0]
-            w, h = stream.codec_context.width, stream.codec_context.height
-            if w * h > limits.max_pixels:
-                raise PayloadTooLarge(f"{name}: {w}x{h} frames exceed the pixel limit")
+        with open_video(f, source, limits) as (container, stream):
             duration = _duration(container, stream)
             if duration is None or duration <= 0:
                 raise invalid(source, "video has no duration")

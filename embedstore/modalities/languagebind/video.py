@@ -31,7 +31,7 @@ from embedstore.modalities.sources import (
     open_source,
 )
 from embedstore.modalities.transforms import CLIP_MEAN, CLIP_STD
-from embedstore.modalities.video import VideoItem
+from embedstore.modalities.video import VideoItem, open_video
 
 NUM_FRAMES = 8
 _MEAN = torch.tensor(CLIP_MEAN, dtype=torch.float32).view(3, 1, 1, 1)
@@ -75,20 +75,8 @@ def _decode(
     source: Source, limits: DecodeLimits, num_frames: int, clips: int
 ) -> tuple[list[np.ndarray], int, float]:
     """Per clip the (T, H, W, 3) RGB frames, the stream's frame count and its frame rate."""
-    import av
-
     with open_source(source, limits) as f:
-        try:
-            container: Any = av.open(f, metadata_errors="ignore")
-        except av.error.InvalidDataError as e:
-            raise invalid(source, f"not a video file we can read ({e.strerror or e})") from e
-        with container:
-            if not container.streams.video:
-                raise invalid(source, "no video stream")
-            stream = container.streams.video[0]
-            w, h = stream.codec_context.width, stream.codec_context.height
-            if w * h > limits.max_pixels:
-                raise PayloadTooLarge(f"{describe(source)}: {w}x{h} frames exceed the pixel limit")
+        with open_video(f, source, limits) as (container, stream):
             n = _count_frames(container, stream)
             if n == 0:
                 raise invalid(source, "video stream holds no frames")
