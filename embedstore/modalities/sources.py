@@ -95,6 +95,17 @@ def read_source(source: Source, limits: DecodeLimits) -> bytes:
         return f.read()
 
 
+def read_text(source: Source, limits: DecodeLimits) -> str:
+    """A ``str`` as itself; a path or buffer decoded as UTF-8 (a BOM dropped), after the size checks."""
+    if isinstance(source, str):
+        return source
+    raw = read_source(source, limits)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise invalid(source, f"not UTF-8 text ({e.reason} at byte {e.start})") from e
+
+
 def invalid(source: Source, reason: str) -> InvalidMedia:
     """An ``InvalidMedia`` naming the source."""
     name = describe(source)

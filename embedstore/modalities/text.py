@@ -9,7 +9,7 @@ import regex
 import torch
 
 from embedstore.modalities.registry import Modality, register_modality
-from embedstore.modalities.sources import DEFAULT_LIMITS, DecodeLimits, Source, invalid, read_source
+from embedstore.modalities.sources import DEFAULT_LIMITS, DecodeLimits, Source, read_text
 
 if TYPE_CHECKING:
     from open_clip.tokenizer import SimpleTokenizer
@@ -42,15 +42,7 @@ def tokenize(texts: list[str]) -> torch.Tensor:
 
 def load(source: Source, limits: DecodeLimits = DEFAULT_LIMITS) -> torch.Tensor:
     """A ``str`` (the text itself) or a UTF-8 text file (``Path`` or bytes) as (77,) int64 ids."""
-    if isinstance(source, str):
-        text = source
-    else:
-        raw = read_source(source, limits)
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as e:
-            raise invalid(source, f"not UTF-8 text ({e.reason} at byte {e.start})") from e
-    return tokenize([text])[0]
+    return tokenize([read_text(source, limits)])[0]
 
 
 TEXT = register_modality(

@@ -17,7 +17,7 @@ from pathlib import Path
 import regex
 import torch
 
-from embedstore.modalities.sources import DEFAULT_LIMITS, DecodeLimits, Source, invalid, read_source
+from embedstore.modalities.sources import DEFAULT_LIMITS, DecodeLimits, Source, read_text
 
 CONTEXT_LENGTH = 77
 SOT, EOT = 49406, 49407
@@ -119,12 +119,4 @@ def tokenize(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
 
 def load(source: Source, limits: DecodeLimits = DEFAULT_LIMITS) -> torch.Tensor:
     """A ``str`` or a UTF-8 text file as LanguageBind's (77,) int64 ids (padded with 49407)."""
-    if isinstance(source, str):
-        text = source
-    else:
-        raw = read_source(source, limits)
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as e:
-            raise invalid(source, f"not UTF-8 text ({e.reason} at byte {e.start})") from e
-    return tokenize([text])[0][0]
+    return tokenize([read_text(source, limits)])[0][0]
