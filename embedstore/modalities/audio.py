@@ -142,6 +142,21 @@ def read_waveform(
     return torch.from_numpy(data), rate
 
 
+def kaldi_fbank(waveform: torch.Tensor, mel_bins: int) -> torch.Tensor:
+    """Kaldi fbank (frames, mel_bins) of channel 0 at 16 kHz, as ImageBind and LanguageBind set it."""
+    return torchaudio.compliance.kaldi.fbank(
+        waveform,
+        htk_compat=True,
+        sample_frequency=SAMPLE_RATE,
+        use_energy=False,
+        window_type="hanning",
+        num_mel_bins=mel_bins,
+        dither=0.0,
+        frame_length=25,
+        frame_shift=10,
+    )
+
+
 def waveform_to_clips(
     waveform: torch.Tensor, rate: int, *, source: Source = b"", independent_clips: bool = False
 ) -> torch.Tensor:
@@ -163,17 +178,7 @@ def waveform_to_clips(
         if independent_clips:
             clip = clip.clone()
         clip -= clip.mean()
-        fbank = torchaudio.compliance.kaldi.fbank(
-            clip,
-            htk_compat=True,
-            sample_frequency=SAMPLE_RATE,
-            use_energy=False,
-            window_type="hanning",
-            num_mel_bins=MEL_BINS,
-            dither=0.0,
-            frame_length=25,
-            frame_shift=10,
-        ).transpose(0, 1)
+        fbank = kaldi_fbank(clip, MEL_BINS).transpose(0, 1)
         frames = fbank.shape[1]
         if abs(TARGET_FRAMES - frames) / frames > 0.2:
             log.debug("%s: clip of %d frames padded to %d", describe(source), frames, TARGET_FRAMES)

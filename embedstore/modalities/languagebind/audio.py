@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from embedstore.modalities.audio import read_waveform
+from embedstore.modalities.audio import kaldi_fbank, read_waveform
 from embedstore.modalities.sources import DEFAULT_LIMITS, DecodeLimits, Source, decoding, invalid
 
 SAMPLE_RATE = 16000
@@ -41,19 +41,7 @@ def default_starts(frames: int, target: int = TARGET_LENGTH) -> list[int]:
 
 def fbank(waveform: torch.Tensor, mel_bins: int = MEL_BINS) -> torch.Tensor:
     """Kaldi fbank (frames, mel_bins) of channel 0 with the official settings."""
-    import torchaudio
-
-    return torchaudio.compliance.kaldi.fbank(
-        waveform,
-        htk_compat=True,
-        sample_frequency=SAMPLE_RATE,
-        use_energy=False,
-        window_type="hanning",
-        num_mel_bins=mel_bins,
-        dither=0.0,
-        frame_length=25,
-        frame_shift=10,
-    )
+    return kaldi_fbank(waveform, mel_bins)
 
 
 def chunks(
