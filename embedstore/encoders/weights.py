@@ -44,6 +44,17 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def file_fingerprint(path: Path) -> str:
+    """A cheap identity of a large file: sha256 over its size and first and last MiB."""
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with path.open("rb") as f:
+        digest.update(f.read(1 << 20))
+        f.seek(max(0, size - (1 << 20)))
+        digest.update(f.read(1 << 20))
+    return digest.hexdigest()[:12]
+
+
 def verify_sha256(path: Path, expected: str | None) -> None:
     """Raise `ChecksumMismatch` when ``expected`` is set and differs from the file's sha256."""
     if expected is None:

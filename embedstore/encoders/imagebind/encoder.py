@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,7 @@ from embedstore.encoders.base import (
 from embedstore.encoders.imagebind.init import init_weights
 from embedstore.encoders.imagebind.model import MODALITIES, ImageBindModel
 from embedstore.encoders.registry import register_encoder
-from embedstore.encoders.weights import WeightsSource, resolve_weights
+from embedstore.encoders.weights import WeightsSource, file_fingerprint, resolve_weights
 from embedstore.errors import ChecksumMismatch
 
 if TYPE_CHECKING:
@@ -59,17 +58,6 @@ def huge_weights(settings: Settings | None) -> WeightsSource:
     if settings is None:
         return HUGE_WEIGHTS
     return HUGE_WEIGHTS.with_overrides(settings.imagebind_huge_url, settings.imagebind_huge_sha256)
-
-
-def file_fingerprint(path: Path) -> str:
-    """A cheap identity of a large file: sha256 over its size and first and last MiB."""
-    size = path.stat().st_size
-    digest = hashlib.sha256(str(size).encode())
-    with path.open("rb") as f:
-        digest.update(f.read(1 << 20))
-        f.seek(max(0, size - (1 << 20)))
-        digest.update(f.read(1 << 20))
-    return digest.hexdigest()[:12]
 
 
 def load_checkpoint(config: dict[str, Any], path: Path) -> ImageBindModel:

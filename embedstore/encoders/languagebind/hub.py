@@ -37,16 +37,9 @@ def weights_file(folder: Path) -> Path | None:
 
 def fingerprint(folder: Path) -> str:
     """A cheap identity of a checkpoint: sha256 over the weights' size, first and last MiB."""
-    import hashlib
+    from embedstore.encoders.weights import file_fingerprint
 
-    path = weights_file(folder) or folder / "config.json"
-    size = path.stat().st_size
-    digest = hashlib.sha256(str(size).encode())
-    with path.open("rb") as f:
-        digest.update(f.read(1 << 20))
-        f.seek(max(0, size - (1 << 20)))
-        digest.update(f.read(1 << 20))
-    return digest.hexdigest()[:12]
+    return file_fingerprint(weights_file(folder) or folder / "config.json")
 
 
 def is_checkpoint(folder: Path) -> bool:
