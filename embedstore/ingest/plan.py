@@ -76,13 +76,14 @@ def make_plan(
     coll: Collection,
     entries: Sequence[FileEntry],
     *,
-    on_changes: Callable[[], None] | None = None,
+    on_changes: Callable[[int], None] | None = None,
     roots: tuple[str, ...] = (),
     hash_all: HashAll | None = None,
 ) -> Plan:
     """Compare the walk with the catalog; hash only files whose (size, mtime) changed.
 
-    ``on_changes`` is called once, before hashing, when some file changed (likely work to decode).
+    ``on_changes(n)`` is called once, before hashing, when ``n`` files changed (likely work to
+    decode).
     With ``roots``, a file whose opened descriptor lies outside them is a failure, not hashed.
     ``hash_all(files, roots)`` hashes the changed files (default: threads; the Ray job: tasks).
     """
@@ -99,7 +100,7 @@ def make_plan(
     if not todo:
         return plan
     if on_changes is not None:
-        on_changes()
+        on_changes(len(todo))
     hashed: list[tuple[FileEntry, str]] = []
     for e, h in zip(todo, (hash_all or _hash_all)(todo, roots)):
         if isinstance(h, PathNotAllowed):

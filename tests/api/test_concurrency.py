@@ -146,11 +146,13 @@ def test_an_upload_with_metadata_is_written_once(client: TestClient) -> None:
     assert item["metadata"]["name"] == "sunset.png" and item["metadata"]["album"] == "holiday"
 
 
-def test_adding_one_file_by_path_starts_no_decode_pool(
+def test_small_adds_by_path_start_no_decode_pool(
     api_settings: Settings, media: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A decode pool's start-up costs more than decoding one file (docs/api.md)."""
+    """A decode pool's start-up costs more than decoding a few files (docs/api.md)."""
     import multiprocessing.context as mpc
+
+    from embedstore.ingest.run import IN_THREAD_MAX_FILES
 
     started: list[str] = []
     real = mpc.ForkServerProcess._Popen
@@ -167,4 +169,12 @@ def test_adding_one_file_by_path_starts_no_decode_pool(
         assert started == []
         folder = client.post("/v1/collections/one/items", json={"path": str(media / "photos")})
         assert folder.status_code == 201 and folder.json()["report"]["added"] == 1
-        assert started  # a folder still decodes in the pool
+        assert started == [], "a folder with one new file decodes it in the request thread"
+        many = media / "many"
+        many.mkdir()
+        for i in range(IN_THREAD_MAX_FILES + 1):  # distinct pictures, so none is deduplicated
+            (many / f"{i:02d}.png").write_bytes(png_bytes((i * 7, 255 - i * 5, 40)))
+        big = client.post("/v1/collections/one/items", json={"path": str(many)})
+        assert big.status_code == 201
+        assert big.json()["report"]["added"] == IN_THREAD_MAX_FILES + 1
+        assert started, "a larger folder decodes in the pool"

@@ -83,10 +83,9 @@ def _add_path(state: ApiState, name: str, body: AddPath) -> AddResponse:
     roots = state.settings.root_list
     path = confine_path(body.path, roots)
     state.queries.check_modality(body.modality)
-    # every file the walk finds is checked against the roots too, not only the named path
-    # one file: decoded in this thread (a decode pool's start-up costs more than the file)
-    workers = 0 if path.is_file() else None
-    report = state.engine.index([path], name, modality=body.modality, within=roots, workers=workers)
+    # every file the walk finds is checked against the roots too, not only the named path; a few
+    # changed files are decoded in this thread (ingest.run.IN_THREAD_MAX_FILES), more in a pool
+    report = state.engine.index([path], name, modality=body.modality, within=roots)
     ids: list[int] = []
     if path.is_file():
         ids = [_item_id(state, name, path)] if not report.failed else []
