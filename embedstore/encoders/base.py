@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from embedstore.errors import InvalidConfig, InvalidInput, UnsupportedModality
+from embedstore.errors import ChecksumMismatch, InvalidConfig, InvalidInput, UnsupportedModality
 
 PRECISIONS: dict[str, torch.dtype] = {
     "fp32": torch.float32,
@@ -62,6 +62,17 @@ def strict_fp32(device: torch.device, precision: str) -> AbstractContextManager[
         deterministic=cudnn.deterministic,
         allow_tf32=False,
     )
+
+
+def assign_state(model: torch.nn.Module, state: Any, mismatch: str) -> None:
+    """Assign ``state``'s tensors to ``model`` (strict keys and shapes); `ChecksumMismatch` if not.
+
+    ``mismatch`` starts the error message (which file does not fit which configuration).
+    """
+    try:
+        model.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as e:
+        raise ChecksumMismatch(f"{mismatch}: {e}", field="weights_path") from e
 
 
 def l2_normalize(x: torch.Tensor) -> torch.Tensor:

@@ -12,13 +12,13 @@ import torch
 from embedstore.encoders.base import (
     Encoder,
     as_batch,
+    assign_state,
     strict_fp32,
 )
 from embedstore.encoders.imagebind.init import init_weights
 from embedstore.encoders.imagebind.model import MODALITIES, ImageBindModel
 from embedstore.encoders.registry import register_encoder
 from embedstore.encoders.weights import WeightsSource, file_fingerprint, resolve_weights
-from embedstore.errors import ChecksumMismatch
 
 if TYPE_CHECKING:
     from embedstore.config import Settings
@@ -67,12 +67,7 @@ def load_checkpoint(config: dict[str, Any], path: Path) -> ImageBindModel:
         state = state["model"]
     with torch.device("meta"):
         model = ImageBindModel(**config)
-    try:
-        model.load_state_dict(state, strict=True, assign=True)
-    except RuntimeError as e:
-        raise ChecksumMismatch(
-            f"{path} is not a checkpoint of this ImageBind configuration: {e}", field="weights_path"
-        ) from e
+    assign_state(model, state, f"{path} is not a checkpoint of this ImageBind configuration")
     return model.eval()
 
 

@@ -131,6 +131,7 @@ def load_tower(folder: Path) -> LanguageBindModel:
     """Build the tower from ``folder/config.json`` on the meta device and assign its weights."""
     import torch
 
+    from embedstore.encoders.base import assign_state
     from embedstore.encoders.languagebind.model import LanguageBindModel
 
     path = weights_file(folder)
@@ -148,11 +149,6 @@ def load_tower(folder: Path) -> LanguageBindModel:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     with torch.device("meta"):
         model = LanguageBindModel.from_config(config)
-    try:
-        model.load_state_dict(state, strict=True, assign=True)
-    except RuntimeError as e:
-        raise ChecksumMismatch(
-            f"{path} does not match {folder / 'config.json'}: {e}", field="weights_path"
-        ) from e
+    assign_state(model, state, f"{path} does not match {folder / 'config.json'}")
     model.merge_lora()
     return model.eval()
