@@ -44,7 +44,7 @@ class Engine:
         self._encoders_lock = threading.Lock()  # the encoder dicts below, held only briefly
         self._load_locks: dict[str, threading.Lock] = {}  # one per encoder name, held while loading
         self._failed: dict[str, tuple[float, BaseException]] = {}  # name -> (when, load error)
-        self._weights_owner: str | None = None  # the encoder that settings.weights_path is for
+        self._weights_owner: str | None = None  # the checkpoint settings.weights_path is
         self._encode_lock = threading.Lock()
         self.encoded_items = 0
         """How many items went through a model since this engine was made (tests, benchmarks)."""
@@ -131,16 +131,18 @@ class Engine:
             return None
         from embedstore.encoders import get_encoder_info
 
-        if name != s.encoder and get_encoder_info(name, s).weights_file is None:
-            return None  # built in (seeded) or a bound folder: no checkpoint to point at
+        checkpoint = get_encoder_info(name, s).weights_file  # a bound encoder: its base's
+        if name != s.encoder and checkpoint is None:
+            return None  # built in (seeded): no checkpoint to point at
+        model = checkpoint or name  # encoders sharing a checkpoint (a base, bound:x) share the file
         with self._encoders_lock:
             owner = self._weights_owner
-            if owner is None or owner == name:
-                self._weights_owner = name
+            if owner is None or owner == model:
+                self._weights_owner = model
                 return s.weights_path
         raise InvalidConfig(
             f"weights_path ({s.weights_path}; --weights-path / EMBEDSTORE_WEIGHTS_PATH) is the "
-            f"weights file of encoder {owner!r}, but {name!r} needs one too; put each model's "
+            f"weights file {owner!r}, but {name!r} needs {model!r} too; put each model's "
             f"file in the weights folder {s.resolved_weights_dir} (--weights-dir) instead",
             field="weights_path",
         )

@@ -173,8 +173,7 @@ class BoundEncoder(Encoder):
 def load_bound_encoder(
     path: str | Path, settings: Settings | None = None, **kwargs: Any
 ) -> BoundEncoder:
-    """Load a bound-encoder folder (kwargs: device, precision, weights_dir for the base)."""
-    kwargs.pop("weights_path", None)  # belongs to the tower folder, not to the base
+    """Load a bound-encoder folder (kwargs: device, precision, weights_path/dir for the base)."""
     if settings is not None:
         kwargs["settings"] = settings
     return BoundEncoder(bound_dir(path, settings), **kwargs)
@@ -196,6 +195,7 @@ def bound_info(rest: str, settings: Settings | None = None) -> EncoderInfo:
         modalities=base.modalities | {config["modality"]},
         description=f"{config['modality']} bound to {config['base_encoder']} "
         f"({config.get('anchor_modality')}) from {path}",
+        weights_file=base.weights_file,  # the base model's checkpoint (the tower is in the folder)
         factory=factory,
     )
 

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
@@ -47,3 +48,47 @@ def test_bound_name_follows_the_data_dir_flag_and_the_config_file(
     assert out.exit_code == 0, out.output
     assert len(json.loads(out.stdout)) == 10
     assert "EMBEDSTORE_CONFIG" not in os.environ
+
+
+def test_weights_path_reaches_a_bound_encoders_base(library: Path, tmp_path: Path) -> None:
+    """``--weights-path`` is the base model's checkpoint for ``bound:NAME`` too (read, not ignored)."""
+    import socket
+
+    import torch
+
+    from embedstore.config import Settings
+    from embedstore.encoders import get_encoder_info
+    from embedstore.engine import Engine
+    from embedstore.errors import ChecksumMismatch
+
+    data = tmp_path / "data"
+    bind = ["bind", str(library), "-m", "text", "--base-encoder", "imagebind_test"]
+    out = CliRunner().invoke(
+        cli,
+        [
+            "--data-dir",
+            str(data),
+            "--device",
+            "cpu",
+            *bind,
+            "--name",
+            "big",
+            *TINY,
+            "--no-progress",
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    config = data / "bound" / "big" / "config.json"
+    meta = json.loads(config.read_text())
+    meta["base_encoder"] = "imagebind_huge"  # a base whose weights are a user's file
+    config.write_text(json.dumps(meta))
+    with socket.socket() as s:  # a mirror that refuses: a download attempt would fail otherwise
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}/imagebind_huge.pth"
+    bad = tmp_path / "not_imagebind.pth"
+    torch.save({"a": torch.zeros(1)}, bad)
+    settings = Settings(data_dir=data, device="cpu", weights_path=bad, imagebind_huge_url=closed)
+    info = get_encoder_info("bound:big", settings)
+    assert info.weights_file == get_encoder_info("imagebind_huge", settings).weights_file
+    with pytest.raises(ChecksumMismatch, match="not a checkpoint"):
+        Engine(settings).encoder("bound:big")
