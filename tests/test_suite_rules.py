@@ -70,7 +70,8 @@ def test_every_skip_goes_through_require_data() -> None:
 
 
 def test_no_bitwise_tolerance_on_floats() -> None:
-    """``atol=0, rtol=0`` promises bit-equal floats, which no float pipeline keeps across CPUs."""
+    """A zero absolute and relative tolerance promises bit-equal floats, which no float pipeline
+    keeps across CPUs."""
     zero = re.compile(r"atol\s*=\s*0(?:\.0*)?(?![\d.e])")
     offenders = [
         f"{path.relative_to(TESTS)}:{n}: {line.strip()}"
