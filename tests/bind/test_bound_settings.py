@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from weight_server import refused_url
 
 from cli.main import cli
 
@@ -52,8 +53,6 @@ def test_bound_name_follows_the_data_dir_flag_and_the_config_file(
 
 def test_weights_path_reaches_a_bound_encoders_base(library: Path, tmp_path: Path) -> None:
     """``--weights-path`` is the base model's checkpoint for ``bound:NAME`` too (read, not ignored)."""
-    import socket
-
     import torch
 
     from embedstore.config import Settings
@@ -82,9 +81,7 @@ def test_weights_path_reaches_a_bound_encoders_base(library: Path, tmp_path: Pat
     meta = json.loads(config.read_text())
     meta["base_encoder"] = "imagebind_huge"  # a base whose weights are a user's file
     config.write_text(json.dumps(meta))
-    with socket.socket() as s:  # a mirror that refuses: a download attempt would fail otherwise
-        s.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{s.getsockname()[1]}/imagebind_huge.pth"
+    closed = refused_url()  # a mirror that refuses: a download attempt would fail
     bad = tmp_path / "not_imagebind.pth"
     torch.save({"a": torch.zeros(1)}, bad)
     settings = Settings(data_dir=data, device="cpu", weights_path=bad, imagebind_huge_url=closed)

@@ -6,59 +6,26 @@ The official URL is replaced (setting ``imagebind_huge_url``) by a real HTTP ser
 
 from __future__ import annotations
 
-import hashlib
-import http.server
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from weight_server import PAYLOAD, SHA, RangeHandler, refused_url, serve_weights
 
 from embedstore.config import Settings
 from embedstore.demo import choose_encoder, demo_settings
 from embedstore.engine import Engine
 
-PAYLOAD = bytes(range(256)) * 2048  # 512 KiB standing in for the 4.5 GB checkpoint
-SHA = hashlib.sha256(PAYLOAD).hexdigest()
-
-
-class RangeHandler(http.server.BaseHTTPRequestHandler):
-    """Serves PAYLOAD; honours ``Range: bytes=N-`` and records what it was asked."""
-
-    seen: list[str | None] = []
-
-    def do_GET(self) -> None:
-        rng = self.headers.get("Range")
-        type(self).seen.append(rng)
-        start = int(rng.split("=")[1].rstrip("-")) if rng else 0
-        body = PAYLOAD[start:]
-        self.send_response(206 if start else 200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
 
 @pytest.fixture
 def server() -> Iterator[tuple[str, type[RangeHandler]]]:
-    handler = type("Handler", (RangeHandler,), {"seen": []})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/imagebind_huge.pth", handler
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_weights() as served:
+        yield served
 
 
-@pytest.fixture
-def refused_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/imagebind_huge.pth"
+@pytest.fixture(name="refused_url")
+def refused_url_fixture() -> str:
+    return refused_url()
 
 
 def engine_for(tmp_path: Path, **settings: object) -> Engine:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
+from weight_server import refused_url
 
 from embedstore.config import Settings, load_settings
 from embedstore.errors import ChecksumMismatch, InvalidConfig, WeightsNotFound
@@ -14,11 +14,8 @@ from embedstore.errors import ChecksumMismatch, InvalidConfig, WeightsNotFound
 
 @pytest.fixture
 def closed_url() -> str:
-    """A loopback URL whose port refuses connections (the socket is closed again)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/imagebind_huge.pth"
+    """A loopback URL whose port refuses connections."""
+    return refused_url()
 
 
 def test_load_settings_leaves_the_environment_alone(tmp_path: Path) -> None:

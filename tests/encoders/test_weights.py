@@ -2,64 +2,26 @@
 
 from __future__ import annotations
 
-import hashlib
-import http.server
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from weight_server import PAYLOAD, SHA, RangeHandler, refused_url, serve_weights
 
 from embedstore.encoders import create_encoder
 from embedstore.encoders.weights import WeightsSource, download_file, resolve_weights
 from embedstore.errors import ChecksumMismatch, WeightsNotFound
 
-PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
-SHA = hashlib.sha256(PAYLOAD).hexdigest()
-
-
-class RangeHandler(http.server.BaseHTTPRequestHandler):
-    """Serves PAYLOAD at any path; honours ``Range: bytes=N-`` unless ``ranges`` is off."""
-
-    ranges = True
-    seen: list[str | None] = []
-
-    def do_GET(self) -> None:
-        rng = self.headers.get("Range")
-        type(self).seen.append(rng)
-        start = int(rng.split("=")[1].rstrip("-")) if rng and self.ranges else 0
-        if start >= len(PAYLOAD):
-            self.send_response(416)
-            self.end_headers()
-            return
-        body = PAYLOAD[start:]
-        self.send_response(206 if start else 200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
 
 @pytest.fixture
 def server() -> Iterator[tuple[str, type[RangeHandler]]]:
-    handler = type("Handler", (RangeHandler,), {"seen": [], "ranges": True})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/imagebind_huge.pth", handler
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_weights() as served:
+        yield served
 
 
 @pytest.fixture
 def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/imagebind_huge.pth"
+    return refused_url()
 
 
 def test_download_checks_the_sha256(server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
