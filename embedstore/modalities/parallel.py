@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing import reduction
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,6 +28,9 @@ import torch
 from embedstore import errors
 from embedstore.errors import EmbedstoreError, InvalidMedia
 from embedstore.modalities.sources import DEFAULT_LIMITS, DecodeLimits, Source, describe
+
+if TYPE_CHECKING:
+    from embedstore.modalities.pool import DecodePool
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +168,8 @@ def _worker(conn: Connection, limits: DecodeLimits) -> None:
             return
         if msg is None:
             return
-        ok, value = _decode_one(msg, limits)
+        task, task_limits = msg if isinstance(msg, tuple) else (msg, limits)  # pool: (task, limits)
+        ok, value = _decode_one(task, task_limits)
         if ok:
             arrays: list[np.ndarray] = []
             wire = _to_wire(value, arrays)
@@ -257,29 +261,41 @@ def _small(task: DecodeTask) -> bool:
     return not isinstance(src, bytes | bytearray | memoryview) or len(src) <= SMALL_TASK
 
 
+def worker_context() -> Any:
+    """The multiprocessing context of decode workers: forkserver (preloading the decoders) on
+    POSIX, spawn elsewhere; never fork, since this process has imported torch."""
+    ctx = mp.get_context("forkserver" if os.name == "posix" else "spawn")
+    if os.name == "posix":
+        ctx.set_forkserver_preload(["embedstore.modalities"])
+    return ctx
+
+
 def decode_many(
     tasks: Iterable[DecodeTask],
     workers: int,
     *,
     timeout_s: float | None = None,
     limits: DecodeLimits | None = None,
+    pool: DecodePool | None = None,
 ) -> Iterator[tuple[DecodeTask, Any]]:
     """Decode tasks in ``workers`` processes (0: in this process); yield ``(task, result or error)``.
 
     A task running longer than ``timeout_s`` has its worker killed and yields ``InvalidMedia``; a
     crashed worker is replaced and the tasks queued behind the failed one are decoded again. At most
     ``IN_FLIGHT`` tasks per worker are queued, so memory stays bounded; results come in completion
-    order.
+    order. With a ``pool`` (``modalities.pool``), its shared workers decode instead of ``workers``
+    new ones started for this call.
     """
     limits = limits or DEFAULT_LIMITS
     budget = timeout_s if timeout_s is not None else limits.timeout_s
+    if pool is not None:
+        yield from pool.decode(tasks, limits=limits, timeout_s=budget)
+        return
     if workers <= 0:
         for task in tasks:
             yield task, _decode_one(task, limits)[1]
         return
-    ctx = mp.get_context("forkserver" if os.name == "posix" else "spawn")
-    if os.name == "posix":
-        ctx.set_forkserver_preload(["embedstore.modalities"])
+    ctx = worker_context()
     pending = iter(tasks)
     waiting: deque[DecodeTask] = deque()  # taken from ``pending`` or given back by a dead worker
     slots = [_Slot(ctx, limits) for _ in range(workers)]
