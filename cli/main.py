@@ -98,6 +98,26 @@ class Group(click.Group):
     help="Model precision (also EMBEDSTORE_PRECISION).",
 )
 @click.option(
+    "--compile",
+    "compile_mode",
+    type=click.Choice(
+        ["off", "default", "max-autotune", "max-autotune-no-cudagraphs", "reduce-overhead"]
+    ),
+    help="torch.compile the ImageBind blocks (also EMBEDSTORE_COMPILE_MODE; towers: "
+    "EMBEDSTORE_COMPILE_TOWERS).",
+)
+@click.option(
+    "--cuda-graphs",
+    type=click.Choice(["off", "auto", "on"]),
+    help="CUDA graphs per ImageBind tower and batch size; auto = eager without CUDA "
+    "(also EMBEDSTORE_CUDA_GRAPHS).",
+)
+@click.option(
+    "--sdpa-backend",
+    type=click.Choice(["auto", "flash", "cudnn", "efficient", "math"]),
+    help="Attention kernel tried first (also EMBEDSTORE_SDPA_BACKEND).",
+)
+@click.option(
     "--weights-path",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Weights file of the encoder, e.g. imagebind_huge.pth (also EMBEDSTORE_WEIGHTS_PATH).",
@@ -116,6 +136,9 @@ def cli(
     database_url: str | None,
     device: str | None,
     precision: str | None,
+    compile_mode: str | None,
+    cuda_graphs: str | None,
+    sdpa_backend: str | None,
     weights_path: Path | None,
     weights_dir: Path | None,
     verbose: int,
@@ -135,6 +158,9 @@ def cli(
         database_url=database_url,
         device=device,
         precision=precision,
+        compile_mode=compile_mode,
+        cuda_graphs=cuda_graphs,
+        sdpa_backend=sdpa_backend,
         weights_path=weights_path,
         weights_dir=weights_dir,
     )

@@ -80,6 +80,18 @@ class Settings(BaseSettings):
     # JPEG decode + resize on the encoder's device (embedstore.modalities.gpu_decode): "auto" = on
     # CUDA only while the measured deviation passes the bar there, "on" = any device, "off" = never
     gpu_decode: GpuDecode = "auto"
+    # ImageBind speed levers (embedstore.encoders.levers; same embeddings, off by default):
+    # torch.compile of the transformer blocks of compile_towers ("" = all), CUDA graphs per
+    # (tower, batch size) of cuda_graph_towers at cuda_graph_batches ("" = powers of two up to
+    # batch_size; "auto" = eager without CUDA), the SDPA attention kernel tried first
+    compile_mode: Literal[
+        "off", "default", "max-autotune", "max-autotune-no-cudagraphs", "reduce-overhead"
+    ] = "off"
+    compile_towers: str = ""
+    cuda_graphs: Literal["off", "auto", "on"] = "off"
+    cuda_graph_towers: str = "vision,depth,thermal,imu"
+    cuda_graph_batches: str = ""
+    sdpa_backend: Literal["auto", "flash", "cudnn", "efficient", "math"] = "auto"
     # generators (captions, ask; the [llava] extra) and keyword/hybrid search
     generator: str = "llava:llava-hf/llava-1.5-7b-hf"
     generator_precision: GeneratorPrecision = "auto"  # auto: bf16 on CUDA, fp32 on CPU

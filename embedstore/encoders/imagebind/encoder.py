@@ -15,8 +15,18 @@ from embedstore.encoders.base import (
     assign_state,
     strict_fp32,
 )
+from embedstore.encoders.cuda_graphs import GraphRunner
 from embedstore.encoders.imagebind.init import init_weights
+from embedstore.encoders.imagebind.layers import Trunk
 from embedstore.encoders.imagebind.model import MODALITIES, ImageBindModel
+from embedstore.encoders.levers import (
+    Levers,
+    check_levers,
+    compile_blocks,
+    graphs_active,
+    levers_from_settings,
+    sdpa_context,
+)
 from embedstore.encoders.registry import register_encoder
 from embedstore.encoders.weights import WeightsSource, file_fingerprint, resolve_weights
 
@@ -51,6 +61,8 @@ HUGE_WEIGHTS = WeightsSource(
     sha256=None,  # not published; set EMBEDSTORE_IMAGEBIND_HUGE_SHA256 to enforce one
 )
 VISION_NDIMS = (4, 5)  # images (B,3,H,W) and single clips (B,3,T,H,W)
+# towers whose items have one fixed shape (text batches are cut after their last end-of-text)
+GRAPHABLE = tuple(m for m in MODALITIES if m != "text")
 
 
 def huge_weights(settings: Settings | None) -> WeightsSource:
@@ -72,7 +84,12 @@ def load_checkpoint(config: dict[str, Any], path: Path) -> ImageBindModel:
 
 
 class ImageBindEncoder(Encoder):
-    """Embeds all six ImageBind modalities with one `ImageBindModel`."""
+    """Embeds all six ImageBind modalities with one `ImageBindModel`.
+
+    ``levers`` (`embedstore.encoders.levers`) choose how the same computation runs: compiled
+    blocks per tower, CUDA graphs per (tower, batch size), the SDPA attention kernel. ``compile``
+    wraps the whole fast path in ``torch.compile`` instead.
+    """
 
     family = "imagebind"
 
@@ -85,11 +102,25 @@ class ImageBindEncoder(Encoder):
         device: str = "auto",
         precision: str = "fp32",
         compile: bool = False,
+        levers: Levers | None = None,
     ) -> None:
         self.model = self._place(name, model, version=version, device=device, precision=precision)
         self.dim = model.out_embed_dim
         self.modalities = frozenset(MODALITIES)
-        self._encode = torch.compile(model.encode_items) if compile else model.encode_items
+        self.levers = levers or Levers()
+        check_levers(self.levers, self.device, MODALITIES, GRAPHABLE)
+        for tower in self.levers.compiled_towers(MODALITIES):
+            trunk: Trunk = model.modality_trunks[tower]  # type: ignore[assignment]
+            compile_blocks(trunk.blocks, self.levers.compile_mode)
+        forward = torch.compile(model.encode_items) if compile else model.encode_items
+        self.graphs: GraphRunner | None = None
+        if graphs_active(self.levers, self.device):
+            self.graphs = GraphRunner(
+                forward, sizes=self.levers.capture_sizes(), towers=self.levers.graph_towers
+            )
+        elif self.levers.cuda_graphs == "auto":
+            log.info("cuda_graphs=auto: %s runs on %s, so eagerly", name, self.device)
+        self._encode = self.graphs or forward
 
     def encode(self, modality: str, batch: torch.Tensor) -> np.ndarray:
         """Embed (B, ...) items; vision takes images (B,3,224,224) or single clips (B,3,2,224,224).
@@ -101,7 +132,11 @@ class ImageBindEncoder(Encoder):
         batch = as_batch(modality, batch, ndims, self.name)
         if batch.shape[0] == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with torch.inference_mode(), strict_fp32(self.device, self.precision):
+        with (
+            torch.inference_mode(),
+            strict_fp32(self.device, self.precision),
+            sdpa_context(self.levers.sdpa_backend),
+        ):
             batch = batch.to(self.device, non_blocking=True)
             if batch.ndim == 5 and modality != "vision":
                 b, s = batch.shape[:2]
@@ -136,7 +171,12 @@ def imagebind_huge(
     model = load_checkpoint(HUGE_CONFIG, path)
     version = f"imagebind_huge:{file_fingerprint(path)}"
     return ImageBindEncoder(
-        "imagebind_huge", model, version=version, device=device, precision=precision
+        "imagebind_huge",
+        model,
+        version=version,
+        device=device,
+        precision=precision,
+        levers=levers_from_settings(settings),
     )
 
 
@@ -153,8 +193,12 @@ def imagebind_test(
     precision: str = "fp32",
     weights_path: Path | None = None,
     weights_dir: Path | None = None,
+    settings: Settings | None = None,
 ) -> ImageBindEncoder:
-    """A tiny deterministic random-init ImageBind; ``weights_path`` loads a matching state dict."""
+    """A tiny deterministic random-init ImageBind; ``weights_path`` loads a matching state dict.
+
+    ``settings`` give the speed levers (compile, CUDA graphs, SDPA kernel); none without them.
+    """
     if weights_path is not None:
         model = load_checkpoint(TEST_CONFIG, weights_path)
         version = f"imagebind_test:{file_fingerprint(weights_path)}"
@@ -166,5 +210,10 @@ def imagebind_test(
         init_weights(model, seed=TEST_SEED)
         version = f"imagebind_test:seed{TEST_SEED}"
     return ImageBindEncoder(
-        "imagebind_test", model, version=version, device=device, precision=precision
+        "imagebind_test",
+        model,
+        version=version,
+        device=device,
+        precision=precision,
+        levers=levers_from_settings(settings),
     )
