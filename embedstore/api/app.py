@@ -6,12 +6,12 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import numpy as np
 import torch
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,32 +19,23 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from embedstore.api.batcher import DynamicBatcher
 from embedstore.api.deps import ApiState
 from embedstore.api.docs import DOCS_URLS, mount_docs
+from embedstore.api.errors import embedstore_error
 from embedstore.api.limits import BodyLimitMiddleware
 from embedstore.api.metrics import Metrics, MetricsMiddleware
 from embedstore.api.queries import QueryService
 from embedstore.api.routes import ask, collections, items, search, system
 from embedstore.api.routes.page import mount_page
+from embedstore.api.search_lane import JsonSearchLane
 from embedstore.api.security import check_auth_config, require_api_key
 from embedstore.config import Settings, load_settings
 from embedstore.engine import Engine
-from embedstore.errors import EmbedstoreError, Unauthorized
+from embedstore.errors import EmbedstoreError
 from embedstore.runtime import configure_threads
 
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/v1"
-
-
-async def embedstore_error(request: Request, exc: Exception) -> JSONResponse:
-    """The one translation of our errors to HTTP: ``{"detail": ..., "type": ClassName}``."""
-    assert isinstance(exc, EmbedstoreError)
-    if exc.status_code >= 500 and exc.status_code not in (503, 504):
-        logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-    body = {"detail": str(exc) or type(exc).__name__, "type": type(exc).__name__}
-    if exc.field:
-        body["field"] = exc.field
-    return JSONResponse(body, status_code=exc.status_code, headers=headers)
+SEARCH_PATH_TEMPLATE = API_PREFIX + "/collections/{name}/search"
 
 
 class InternalErrorMiddleware:
@@ -100,6 +91,11 @@ def _make_state(settings: Settings) -> ApiState:
     return ApiState(settings, engine, batcher, queries, metrics)
 
 
+def _route(app: FastAPI, path: str) -> Any:
+    """The app's route mounted at ``path`` (None when there is none)."""
+    return next((r for r in app.routes if getattr(r, "path", None) == path), None)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the HTTP API over one engine; ``settings`` default to ``load_settings()``."""
     settings = settings if settings is not None else load_settings()
@@ -139,7 +135,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.metrics.add_routes(module.router.routes, API_PREFIX)
     mount_page(app)
 
-    # Middleware: the last added runs first. Metrics see every answer, 413s included.
+    # Middleware: the last added runs first. Metrics see every answer, 413s included; JSON
+    # searches are answered by the innermost layer, inside all the others.
+    app.add_middleware(JsonSearchLane, state=state, route=_route(app, SEARCH_PATH_TEMPLATE))
     app.add_middleware(InternalErrorMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,

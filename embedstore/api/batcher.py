@@ -91,13 +91,17 @@ class Batcher(Generic[K, In, Out]):
         finally:
             self._running -= 1
 
-    def run_alone(self, key: K, item: In) -> Out:
+    def run_alone(
+        self, key: K, item: In, run: Callable[[K, list[In]], Sequence[Out]] | None = None
+    ) -> Out:
         """Run one item now, in the calling (worker) thread, observed like a batch of one.
 
         For a request that found the batcher ``idle()``: it skips the queue and a thread hop.
+        ``run`` replaces the batch function for this call (one that reuses what the caller
+        already looked up).
         """
         start = time.perf_counter()
-        results = self._run_batch(key, [item])
+        results = (run or self._run_batch)(key, [item])
         if len(results) != 1:
             raise BatchSizeMismatch(f"call for {key!r} returned {len(results)} results for 1")
         if self._observe is not None:

@@ -9,7 +9,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from embedstore.errors import PayloadTooLarge
 
 
-def _is_json(content_type: str) -> bool:
+def is_json(content_type: str) -> bool:
+    """True for ``application/json`` and ``*+json`` media types (parameters ignored)."""
     main = content_type.split(";", 1)[0].strip().lower()
     return main == "application/json" or main.endswith("+json")
 
@@ -37,9 +38,9 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        is_json = _is_json(headers.get("content-type", ""))
-        limit = self.max_json_bytes if is_json else self.max_upload_bytes
-        kind = "JSON" if is_json else "Upload"
+        is_json_body = is_json(headers.get("content-type", ""))
+        limit = self.max_json_bytes if is_json_body else self.max_upload_bytes
+        kind = "JSON" if is_json_body else "Upload"
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             await _send_413(send, limit, kind)

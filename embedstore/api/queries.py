@@ -216,7 +216,9 @@ class QueryService:
             vec = self._embed_clips(target, item.clips)
         else:
             vec = self.batcher.run_alone((target.encoder, modality), item)
-        return self.searcher.run_alone(opts.key(name), vec)
+        return self.searcher.run_alone(
+            opts.key(name), vec, lambda key, vecs: self._search_in(target.collection, key, vecs)
+        )
 
     async def search_vector(
         self, name: str, vector: Sequence[float], opts: SearchOptions
@@ -251,8 +253,13 @@ class QueryService:
 
     def _search_batch(self, key: SearchKey, vectors: list[np.ndarray]) -> list[list[SearchResult]]:
         """One index search for every queued query with the same key (runs in a thread)."""
-        name, k, offset, mods, where = key
-        coll = self.engine.collection(name)
+        return self._search_in(self.engine.collection(key[0]), key, vectors)
+
+    @staticmethod
+    def _search_in(
+        coll: Collection, key: SearchKey, vectors: list[np.ndarray]
+    ) -> list[list[SearchResult]]:
+        _, k, offset, mods, where = key
         queries = np.ascontiguousarray(np.stack(vectors), dtype=np.float32)
         return coll.search(
             queries,

@@ -45,34 +45,44 @@ def check_auth_config(settings: Settings) -> None:
         )
 
 
-def _client_is_remote(request: Request) -> bool:
-    client = request.client
-    if client is None:
+def _is_remote(host: str | None) -> bool:
+    if host is None:
         return False
     try:
-        return not ipaddress.ip_address(client.host).is_loopback
+        return not ipaddress.ip_address(host).is_loopback
     except ValueError:  # not an IP address (in-process test clients)
         return False
 
 
-async def require_api_key(request: Request) -> None:
-    """Dependency: accept ``Authorization: Bearer KEY`` with a configured key, else 401.
+def check_api_key(settings: Settings, authorization: str, client_host: str | None) -> None:
+    """Accept ``Authorization: Bearer KEY`` with a configured key, else raise ``Unauthorized``.
 
-    ``async`` although it awaits nothing: FastAPI runs a plain ``def`` dependency in the
-    threadpool, a thread hop on every request for a few header comparisons."""
-    settings: Settings = request.app.state.settings
+    Without configured keys, a loopback server answers loopback clients only."""
     keys = settings.api_key_list
     if not keys:
-        if anonymous_allowed(settings) and not _client_is_remote(request):
+        if anonymous_allowed(settings) and not _is_remote(client_host):
             return
         raise Unauthorized("API key required: set EMBEDSTORE_API_KEYS on the server")
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("Missing API key: send 'Authorization: Bearer KEY'")
     given = token.encode()
     if not any(hmac.compare_digest(given, k.encode()) for k in keys):
         raise Unauthorized("Invalid API key")
+
+
+async def require_api_key(request: Request) -> None:
+    """Dependency: ``check_api_key`` on the request's header and client address.
+
+    ``async`` although it awaits nothing: FastAPI runs a plain ``def`` dependency in the
+    threadpool, a thread hop on every request for a few header comparisons."""
+    client = request.client
+    check_api_key(
+        request.app.state.settings,
+        request.headers.get("authorization", ""),
+        client.host if client is not None else None,
+    )
 
 
 def confine_path(path: str, roots: list[Path], *, must_exist: bool = True) -> Path:

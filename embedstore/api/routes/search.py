@@ -11,6 +11,7 @@ from starlette.datastructures import UploadFile
 
 from embedstore.api.deadline import within
 from embedstore.api.deps import (
+    ApiState,
     StateDep,
     content_type,
     json_body,
@@ -75,20 +76,25 @@ async def search(name: str, request: Request, state: StateDep) -> Response:
     timeout = state.settings.request_timeout_s  # every search ends: its hits or a 504
     if ctype == "application/json" or ctype.endswith("+json"):
         body = await json_body(request, SearchRequest)
-        hits = await within(timeout, _search_json(name, body, state), "Search")
+        hits = await within(timeout, search_json(name, body, state), "Search")
     elif ctype == "multipart/form-data":
         hits = await within(timeout, _search_upload(name, request, state), "Search")
     else:
         raise UnsupportedMediaType(
             f"Search takes application/json or multipart/form-data, not {ctype or 'no content type'!r}"
         )
-    # the SearchResponse shape, written directly: validating the hits we made ourselves and
-    # serialising them through the model again cost more than the index search on the query path
+    return search_answer(hits, start)
+
+
+def search_answer(hits: list[SearchResult], start: float) -> JSONResponse:
+    """The ``SearchResponse`` shape, written directly: validating the hits we made ourselves and
+    serialising them through the model again cost more than the index search on the query path."""
     results = [{"start": None, "end": None, **h.to_dict()} for h in hits]
     return JSONResponse({"results": results, "took_ms": elapsed_ms(start)})
 
 
-async def _search_json(name: str, req: SearchRequest, state: StateDep) -> list[SearchResult]:
+async def search_json(name: str, req: SearchRequest, state: ApiState) -> list[SearchResult]:
+    """Run a validated JSON search (text, vector or item id; any mode) on collection ``name``."""
     queries = state.queries
     given = [f for f in ("text", "vector", "item_id") if getattr(req, f) is not None]
     if len(given) != 1:
