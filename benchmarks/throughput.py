@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,10 +50,17 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import emit, output_options, parse_ints, peak_rss_mb, result_doc, timeit
+from embedstore.config import Settings
 from embedstore.encoders import Encoder, create_encoder, resolve_device
 from embedstore.encoders.fp8 import swap_linears
 from embedstore.encoders.imagebind import ImageBindEncoder, ImageBindModel
-from embedstore.encoders.imagebind.encoder import HUGE_CONFIG, TEST_CONFIG
+from embedstore.encoders.imagebind.encoder import GRAPHABLE, HUGE_CONFIG, TEST_CONFIG
+from embedstore.encoders.levers import (
+    COMPILE_MODES,
+    CUDA_GRAPH_CHOICES,
+    SDPA_BACKENDS,
+    levers_from_settings,
+)
 from embedstore.errors import InvalidConfig
 
 MODALITIES = ("vision", "video", "text", "audio", "depth", "thermal", "imu")
@@ -130,6 +138,25 @@ def random_huge(device: torch.device) -> ImageBindModel:
     return model.eval()
 
 
+def lever_settings(
+    device: str, batches: list[int], levers: dict[str, str] | None = None
+) -> Settings:
+    """Settings with every speed lever given (eager unless ``levers`` sets some; never the env's).
+
+    CUDA graphs are captured at exactly the benchmarked batch sizes (no padding in a timed row),
+    for every tower with a fixed item shape.
+    """
+    fields = {
+        "compile_mode": "off",
+        "compile_towers": "",
+        "cuda_graphs": "off",
+        "cuda_graph_towers": ",".join(GRAPHABLE),
+        "cuda_graph_batches": ",".join(map(str, sorted(set(batches)))),
+        "sdpa_backend": "auto",
+    } | (levers or {})
+    return Settings(device=device, batch_size=max(batches), **fields)
+
+
 def build_encoder(
     config: str,
     encoder: str | None,
@@ -137,14 +164,23 @@ def build_encoder(
     precision: str,
     compile: bool,
     fp8_emulate: bool = False,
+    settings: Settings | None = None,
 ) -> Encoder:
     """The encoder under test: a registered one by name, or an ImageBind config.
 
     ``fp8``: the bf16 ImageBind model with its trunks' linear layers in fp8 (`swap_linears`; the
-    heads' projections see one token per item and stay bf16).
+    heads' projections see one token per item and stay bf16). ``settings`` carry the speed levers
+    (`lever_settings`; ImageBind only).
     """
+    levers = levers_from_settings(settings)
+    if levers.active and (
+        (encoder or config) in LB_CONFIGS or (encoder and not encoder.startswith("imagebind"))
+    ):
+        raise InvalidConfig(
+            f"the speed levers are ImageBind's, not {encoder or config}'s", field="levers"
+        )
     if precision == "fp8":
-        enc = build_encoder(config, encoder, device, "bf16", compile)
+        enc = build_encoder(config, encoder, device, "bf16", compile, settings=settings)
         if enc.family != "imagebind":
             raise InvalidConfig(
                 f"precision fp8 is for ImageBind, not {enc.name}", field="precision"
@@ -156,7 +192,7 @@ def build_encoder(
         enc.precision = "fp8"
         return enc
     if encoder:
-        return create_encoder(encoder, device=device, precision=precision)
+        return create_encoder(encoder, device=device, precision=precision, settings=settings)
     if config in LB_CONFIGS:
         from embedstore.encoders.languagebind.encoder import build_random
 
@@ -173,6 +209,7 @@ def build_encoder(
         device=device,
         precision=precision,
         compile=compile,
+        levers=levers,
     )
 
 
@@ -284,13 +321,25 @@ def bench_one(
     warmup: int,
     runs: int,
     peak: float | None = None,
+    flops: int | None = None,
 ) -> dict[str, Any]:
-    """One row: median seconds per batch, items/s, peak memory, FLOPs per item and MFU."""
+    """One row: median seconds per batch, items/s, peak memory, FLOPs per item and MFU.
+
+    ``flops`` (counted on the eager path) is given for compiled or graph-captured encoders,
+    whose own first call (compilation, capture) is then timed apart as ``first_call_s``.
+    """
     shapes = enc.input_shapes() if hasattr(enc, "input_shapes") else None
     x = make_inputs(modality, batch, shapes=shapes).to(enc.device)
     fn = runner(enc, modality, x, mode)
-    flops = flops_of(fn)  # untimed; also a first warm-up call
     extra: dict[str, Any] = {}
+    if flops is None:
+        flops = flops_of(fn)  # untimed; also a first warm-up call
+    else:
+        start = time.perf_counter()
+        fn()
+        if enc.device.type == "cuda":
+            torch.cuda.synchronize()
+        extra["first_call_s"] = round(time.perf_counter() - start, 3)
     if mode == "official_code":  # the same batch through our path: do the two agree?
         cos = (unit_rows(fn()) * unit_rows(runner(enc, modality, x, "fast")())).sum(-1)
         extra["cosine_vs_fast_min"] = float(cos.min())
@@ -323,6 +372,54 @@ def bench_one(
     }
 
 
+def run_levers(
+    config: str,
+    encoder: str | None,
+    device: str,
+    precisions: str,
+    modalities: str,
+    batches: str,
+    warmup: int,
+    runs: int,
+    peak_override: float | None,
+    lever_names: str | None,
+    sweep: bool,
+    sweep_batches: str,
+    mem_budget_mb: float | None,
+) -> list[dict[str, Any]]:
+    """The rows of ``--levers`` and ``--sweep`` (`benchmarks.levers`)."""
+    from benchmarks.levers import Run, lever_rows, parse_levers, sweep_rows
+
+    try:
+        names = parse_levers(lever_names) if lever_names is not None else []
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--levers") from exc
+    if sweep and "batch_sweep" not in names:
+        names.append("batch_sweep")
+    known = set(MODALITIES) - {"video"}  # ImageBind towers (the levers are ImageBind's)
+    run = Run(
+        config=config,
+        encoder=encoder,
+        device=device,
+        modalities=[m for m in modalities.split(",") if m in known],
+        batches=parse_ints(batches),
+        warmup=warmup,
+        runs=runs,
+        peak_for=lambda dev, precision: peak_tflops(dev, precision, peak_override),
+        echo=lambda line: click.echo(line, err=True),
+    )
+    rows: list[dict[str, Any]] = []
+    for precision in precisions.split(","):
+        try:
+            if any(n != "batch_sweep" for n in names):
+                rows += lever_rows(run, precision, names)
+            if "batch_sweep" in names:
+                rows += sweep_rows(run, precision, parse_ints(sweep_batches), mem_budget_mb)
+        except InvalidConfig as exc:  # e.g. levers on a LanguageBind tower, fp8 without a card
+            raise click.UsageError(str(exc)) from exc
+    return rows
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
@@ -349,7 +446,51 @@ def bench_one(
 @click.option("--warmup", type=int, default=2, show_default=True)
 @click.option("--runs", type=int, default=5, show_default=True)
 @click.option("--threads", type=int, default=0, help="torch CPU threads (0: torch default).")
-@click.option("--compile", "use_compile", is_flag=True, help="torch.compile the fast path.")
+@click.option("--compile", "use_compile", is_flag=True, help="torch.compile the whole fast path.")
+@click.option(
+    "--compile-mode",
+    type=click.Choice(list(COMPILE_MODES)),
+    default="off",
+    show_default=True,
+    help="torch.compile every transformer block in this mode (a speed lever; --mode fast).",
+)
+@click.option(
+    "--cuda-graphs",
+    type=click.Choice(list(CUDA_GRAPH_CHOICES)),
+    default="off",
+    show_default=True,
+    help="CUDA graphs per tower and batch size (vision, audio, depth, thermal, imu).",
+)
+@click.option(
+    "--sdpa-backend",
+    type=click.Choice(list(SDPA_BACKENDS)),
+    default="auto",
+    show_default=True,
+    help="Attention kernel tried first (the math kernel serves what it cannot run).",
+)
+@click.option(
+    "--levers",
+    "lever_names",
+    default=None,
+    help="Measure each speed lever alone, one row per lever: 'all' or a comma list of eager, "
+    "compile_default, compile_max_autotune, compile_max_autotune_no_cudagraphs, cuda_graphs, "
+    "sdpa_flash, sdpa_cudnn, sdpa_efficient, sdpa_math, batch_sweep (fast path only).",
+)
+@click.option(
+    "--sweep", is_flag=True, help="Batch-size sweep of the fast path (the batch_sweep lever)."
+)
+@click.option(
+    "--sweep-batches",
+    default="1,2,4,8,16,32,64,128,256,512",
+    show_default=True,
+    help="Batch sizes of the sweep, in the order tried.",
+)
+@click.option(
+    "--mem-budget-mb",
+    type=float,
+    default=None,
+    help="Peak memory budget of the sweep (default: 90%% of the CUDA card; none on CPU).",
+)
 @click.option(
     "--fp8-emulate",
     is_flag=True,
@@ -376,6 +517,13 @@ def main(
     runs: int,
     threads: int,
     use_compile: bool,
+    compile_mode: str,
+    cuda_graphs: str,
+    sdpa_backend: str,
+    lever_names: str | None,
+    sweep: bool,
+    sweep_batches: str,
+    mem_budget_mb: float | None,
     fp8_emulate: bool,
     peak_tflops_override: float | None,
     as_json: bool,
@@ -401,7 +549,45 @@ def main(
         modes = preset.get("modes", modes)
     if threads:
         torch.set_num_threads(threads)
+    single = {
+        "compile_mode": compile_mode,
+        "cuda_graphs": cuda_graphs,
+        "sdpa_backend": sdpa_backend,
+    }
+    single = {k: v for k, v in single.items() if v not in ("off", "auto")}
+    if lever_names is not None or sweep:
+        from benchmarks.levers import LEVERS
+
+        rows = run_levers(
+            config, encoder, device, precisions, modalities, batches, warmup, runs,
+            peak_tflops_override, lever_names, sweep, sweep_batches, mem_budget_mb,
+        )  # fmt: skip
+        params = {
+            "config": None if encoder else config,
+            "encoder": encoder,
+            "device": str(resolve_device(device)),
+            "threads": torch.get_num_threads(),
+            "precisions": precisions,
+            "batches": batches,
+            "levers": {name: LEVERS[name] for name in dict.fromkeys(r["lever"] for r in rows)},
+            "sweep_batches": sweep_batches
+            if sweep or "batch_sweep" in (lever_names or "")
+            else None,
+            "warmup": warmup,
+            "runs": runs,
+            "smoke": smoke,
+            "mfu": "FLOPs of the eager fast path / median time / dense peak of the precision",
+            "peak_mem": "CUDA max_memory_allocated per row"
+            if "cuda" in str(resolve_device(device))
+            else "process peak RSS (monotone over the run)",
+        }
+        emit(result_doc("throughput", params, rows), as_json=as_json, out=out, plot=plot)
+        return
     mode_list = [m for m in modes.split(",") if m]
+    if single and mode_list != ["fast"]:
+        raise click.UsageError(
+            "--compile-mode, --cuda-graphs and --sdpa-backend measure the fast path: add --mode fast"
+        )
     official_ok = ("imagebind", "languagebind")
     if encoder and "official" in mode_list and not encoder.startswith(official_ok):
         mode_list.remove("official")
@@ -411,24 +597,47 @@ def main(
     ):
         raise click.UsageError("--mode official_code runs ImageBind (--config test/huge) only")
     rows = []
+    batch_list = parse_ints(batches)
     for precision in precisions.split(","):
+        settings = lever_settings(device, batch_list, single) if single else None
         try:
-            enc = build_encoder(config, encoder, device, precision, use_compile, fp8_emulate)
-        except InvalidConfig as exc:  # fp8 on a card without it
+            enc = build_encoder(
+                config, encoder, device, precision, use_compile, fp8_emulate, settings
+            )
+        except InvalidConfig as exc:  # fp8 on a card without it, a lever the device lacks
             raise click.UsageError(str(exc)) from exc
         peak = peak_tflops(enc.device, precision, peak_tflops_override)
+        flops: dict[tuple[str, int], int] = {}
+        if single:  # counted on the eager path: compiled and captured code hides its operations
+            from benchmarks.levers import eager_reference
+
+            eager = build_encoder(config, encoder, device, precision, False, fp8_emulate)
+            ms = [m for m in modalities.split(",") if m in enc.modalities]
+            flops = {k: v[0] for k, v in eager_reference(eager, ms, batch_list).items()}
+            del eager
         for modality in modalities.split(","):
             shapes = enc.input_shapes() if hasattr(enc, "input_shapes") else {}
             if modality not in enc.modalities and modality not in shapes:
                 continue
             if shapes and modality not in shapes:
                 continue
-            for batch in parse_ints(batches):
+            for batch in batch_list:
                 for mode in mode_list:
                     if mode == "official_code" and precision == "fp8":
                         continue  # the official code has no fp8 path
                     try:
-                        rows.append(bench_one(enc, modality, batch, mode, warmup, runs, peak))
+                        rows.append(
+                            bench_one(
+                                enc,
+                                modality,
+                                batch,
+                                mode,
+                                warmup,
+                                runs,
+                                peak,
+                                flops.get((modality, batch)),
+                            )
+                        )
                     except InvalidConfig as exc:  # the official code is not installed
                         raise click.UsageError(str(exc)) from exc
                     click.echo(
@@ -449,6 +658,7 @@ def main(
         "warmup": warmup,
         "runs": runs,
         "compile": use_compile,
+        "levers": single or None,
         "peak_tflops": peak_tflops_override,
         "fp8_emulate": fp8_emulate,
         "mfu": "FLOPs of the row's own computation / median time / dense peak of the precision",
