@@ -26,6 +26,7 @@ from embedstore.types import IndexReport, SearchResult
 if TYPE_CHECKING:
     from embedstore.encoders import Encoder
     from embedstore.generators import Generator
+    from embedstore.modalities.pool import DecodePool
     from embedstore.store import Collection, Store
 
 ProgressCallback = Callable[[int, int], None]
@@ -46,6 +47,9 @@ class Engine:
         self._failed: dict[str, tuple[float, BaseException]] = {}  # name -> (when, load error)
         self._weights_owner: str | None = None  # the checkpoint settings.weights_path is
         self._encode_lock = threading.Lock()
+        self._pool_lock = threading.Lock()
+        self._decode_pool: DecodePool | None = None
+        self._retired_pool_starts = 0  # starts of the pools closed or replaced so far
         self.encoded_items = 0
         """How many items went through a model since this engine was made (tests, benchmarks)."""
 
@@ -178,9 +182,43 @@ class Engine:
             self.encoded_items += len(out)
         return np.ascontiguousarray(out, dtype=np.float32)
 
+    def decode_pool(self, *, create: bool = True) -> DecodePool | None:
+        """The decode worker pool this engine's adds share (``settings.workers`` processes).
+
+        Made on first use, its workers start with the first add that decodes in it; a pool that
+        stopped on an error is replaced here. None with ``workers`` 0, or with ``create=False``
+        when there is none yet.
+        """
+        with self._pool_lock:
+            pool = self._decode_pool
+            if pool is not None and pool.broken:
+                self._retire_pool()
+                pool = None
+            if pool is None and create and self.settings.workers > 0:
+                from embedstore.modalities.pool import DecodePool
+
+                pool = self._decode_pool = DecodePool(self.settings.workers)
+            return pool
+
+    @property
+    def decode_pool_starts(self) -> int:
+        """How many times this engine started a decode pool's workers (tests, benchmarks)."""
+        with self._pool_lock:
+            live = self._decode_pool.starts if self._decode_pool is not None else 0
+            return self._retired_pool_starts + live
+
+    def _retire_pool(self) -> None:
+        pool, self._decode_pool = self._decode_pool, None
+        if pool is not None:
+            self._retired_pool_starts += pool.starts
+            pool.close()
+
     def close(self) -> None:
-        """Release the store (index files saved, database and row-cache connections closed) and
-        drop the cached encoders, so that their memory (GPU memory too) can be freed."""
+        """Release the store (index files saved, database and row-cache connections closed), stop
+        the decode pool's workers, and drop the cached encoders, so that their memory (GPU memory
+        too) can be freed."""
+        with self._pool_lock:
+            self._retire_pool()
         with self._lock:
             close = getattr(self._store, "close", None)
             if callable(close):
@@ -268,6 +306,10 @@ class Engine:
         ``engine="ray"`` runs the same incremental indexing as a Ray Data job
         (:mod:`embedstore.ingest.ray_job`, ``pip install 'embedstore[scale]'``) on the cluster
         at ``ray_address`` (None: a local one).
+
+        ``workers=None`` decodes in the engine's shared pool (``decode_pool``: started once,
+        reused by every later call until ``close``); a number starts that many processes for
+        this call only (0: decode in the calling thread).
         """
         from embedstore.errors import CollectionNotFound
         from embedstore.ingest import IndexOptions, index_paths
@@ -297,6 +339,7 @@ class Engine:
             prune=prune,
             batch_size=batch_size or self.settings.batch_size,
             workers=self.settings.workers if workers is None else workers,
+            pool=self.decode_pool() if workers is None and engine == "local" else None,
             limits=DecodeLimits.from_settings(self.settings),
             decode_timeout_s=self.settings.decode_timeout_s,
             decode_device=decode_device(self.settings.gpu_decode, self.settings.resolved_device()),

@@ -20,6 +20,7 @@ from embedstore.modalities.sources import DecodeLimits
 if TYPE_CHECKING:
     from embedstore.encoders import Encoder
     from embedstore.engine import Engine
+    from embedstore.modalities.pool import DecodePool
     from embedstore.store import Collection, NewItem
 
 log = logging.getLogger(__name__)
@@ -191,12 +192,14 @@ def decode_groups(
     device: str | None = None,
     batch_size: int = 32,
     recipe: str | None = None,
+    pool: DecodePool | None = None,
 ) -> Iterator[tuple[Group, Any]]:
     """Decode each group's leader in worker processes; yields (group, tensor or exception).
 
     ``groups`` is consumed lazily: the workers start before its first item is taken. With a
     ``device``, JPEG images are decoded ``batch_size`` at a time on it instead (gpu_decode; the
     default recipe only). ``recipe`` is the encoder family's preprocessing (None: ImageBind's).
+    With a ``pool`` (``Engine.decode_pool``), its shared workers decode instead of new ones.
     """
     from pathlib import Path
 
@@ -211,7 +214,7 @@ def decode_groups(
             yield DecodeTask(i, g.leader.modality, Path(g.leader.uri), dict(options))
 
     if device is None or recipe:
-        results = decode_many(tasks(), workers, limits=limits, timeout_s=timeout_s)
+        results = decode_many(tasks(), workers, limits=limits, timeout_s=timeout_s, pool=pool)
     else:
         from embedstore.modalities.gpu_parallel import decode_many_on_device
 
@@ -222,6 +225,7 @@ def decode_groups(
             batch_size=batch_size,
             limits=limits,
             timeout_s=timeout_s,
+            shared=pool,
         )
     for task, result in results:
         yield sent.pop(task.key), result
@@ -247,11 +251,13 @@ class DecodeAhead(threading.Thread):
         device: str | None = None,
         batch_size: int = 32,
         recipe: str | None = None,
+        pool: DecodePool | None = None,
     ) -> None:
         super().__init__(name="embedstore-decode", daemon=True)
         self.recipe = recipe
         self.groups: Sequence[Group] = groups or ()
         self.workers = workers
+        self.pool = pool  # shared workers (Engine.decode_pool) instead of ``workers`` new ones
         self.limits, self.timeout_s = limits, timeout_s
         self.device, self.batch_size = device, batch_size
         self.queue: queue.Queue[Any] = queue.Queue(max(ahead, 1))
@@ -282,6 +288,7 @@ class DecodeAhead(threading.Thread):
                 device=self.device,
                 batch_size=self.batch_size,
                 recipe=self.recipe,
+                pool=self.pool,
             ):
                 while not self.stop.is_set():
                     try:

@@ -22,6 +22,7 @@ from embedstore.types import Failure, IndexReport
 if TYPE_CHECKING:
     from embedstore.encoders import Encoder
     from embedstore.engine import Engine
+    from embedstore.modalities.pool import DecodePool
     from embedstore.store import Collection, NewItem
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class IndexOptions:
     within: tuple[str, ...] = ()  # every file must also lie inside these folders (API roots)
     metadata: dict[str, Any] = field(default_factory=dict)  # merged into every item written
     decode_device: str | None = None  # JPEGs decoded in batches on this device (gpu_decode)
+    pool: DecodePool | None = None  # shared decode workers (Engine.decode_pool); None: start own
 
 
 @dataclass(slots=True)
@@ -138,7 +140,7 @@ def index_entries(
     def start_decoder(changed: int) -> None:  # start the workers while the files are hashed
         opts = options
         if changed <= IN_THREAD_MAX_FILES:  # a pool's start-up costs more than these decodes
-            opts = dataclasses.replace(options, workers=0)
+            opts = dataclasses.replace(options, workers=0, pool=None)
         decoder.append(_decoder(opts, coll.encoder))
         decoder[0].start()
 
@@ -176,6 +178,7 @@ def _decoder(options: IndexOptions, encoder: str) -> DecodeAhead:
         device=options.decode_device,
         batch_size=options.batch_size,
         recipe=recipe_for_encoder(encoder),
+        pool=options.pool,
     )
 
 

@@ -12,6 +12,7 @@ import torch
 
 from embedstore.modalities.gpu_decode import is_jpeg_name, load_images
 from embedstore.modalities.parallel import DecodeTask, decode_many
+from embedstore.modalities.pool import DecodePool
 from embedstore.modalities.sources import DEFAULT_LIMITS, DecodeLimits
 
 _END = object()
@@ -30,6 +31,7 @@ def decode_many_on_device(
     batch_size: int = 32,
     timeout_s: float | None = None,
     limits: DecodeLimits | None = None,
+    shared: DecodePool | None = None,
 ) -> Generator[tuple[DecodeTask, Any], None, None]:
     """Like ``decode_many``, but JPEG images are decoded ``batch_size`` at a time on ``device``.
 
@@ -38,13 +40,15 @@ def decode_many_on_device(
     image (``vision``) result is a tensor on ``device``, the workers' ones (PNG, WebP, ...) moved
     there, so that images of one batch share a device; other results are as ``decode_many`` gives
     them. A JPEG the device path cannot take is decoded by the exact path in this thread, without
-    the per-task time budget.
+    the per-task time budget. With a ``shared`` pool (``modalities.pool``), its workers decode
+    the rest instead of ``workers`` new ones.
     """
     limits = limits or DEFAULT_LIMITS
     todo = list(tasks)
     fast = [t for t in todo if takes(t)]
     rest = [t for t in todo if not takes(t)]
-    pool = _Pool(rest, workers, timeout_s, limits, max(2 * batch_size, 1)) if rest else None
+    ahead = max(2 * batch_size, 1)
+    pool = _Pool(rest, workers, timeout_s, limits, ahead, shared) if rest else None
     if pool is not None:
         pool.start()
     finished = pool is None
@@ -89,16 +93,22 @@ class _Pool(threading.Thread):
         timeout_s: float | None,
         limits: DecodeLimits,
         ahead: int,
+        shared: DecodePool | None = None,
     ) -> None:
         super().__init__(name="embedstore-decode-pool", daemon=True)
         self.tasks, self.workers, self.timeout_s, self.limits = tasks, workers, timeout_s, limits
+        self.shared = shared
         self.queue: queue.Queue[Any] = queue.Queue(ahead)
         self.stop = threading.Event()
         self.error: BaseException | None = None
 
     def run(self) -> None:
         results = decode_many(
-            self.tasks, self.workers, timeout_s=self.timeout_s, limits=self.limits
+            self.tasks,
+            self.workers,
+            timeout_s=self.timeout_s,
+            limits=self.limits,
+            pool=self.shared,
         )
         try:
             for pair in results:

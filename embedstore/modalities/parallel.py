@@ -357,6 +357,7 @@ def _receive(slot: _Slot, task: DecodeTask) -> Any:
         ok, payload = slot.conn.recv()
         arrays = slot.inbox.read(slot.conn, payload[1]) if ok else []
     except (EOFError, OSError, RuntimeError):  # RuntimeError: a buffer's fd did not arrive
+        slot.proc.join(1)  # its pipe closed as it died: its exit code comes a moment later
         code = slot.proc.exitcode
         slot.kill()
         return InvalidMedia(
