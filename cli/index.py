@@ -48,8 +48,19 @@ def parse_rules(values: tuple[str, ...]) -> dict[str, str]:
     return rules
 
 
+class PathOrObjectURI(click.Path):
+    """An existing local path, or an object storage URI (``s3://bucket/prefix``) kept as text."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from embedstore.ingest.objects import is_object_uri
+
+        if isinstance(value, str) and is_object_uri(value):
+            return value
+        return super().convert(value, param, ctx)
+
+
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=PathOrObjectURI(exists=True, path_type=Path))
 @collection_option
 @click.option("--encoder", help="Encoder for a new collection; must match an existing one.")
 @click.option("--modality", help="Treat every file as this modality (depth, thermal, imu, ...).")
@@ -94,7 +105,7 @@ def parse_rules(values: tuple[str, ...]) -> dict[str, str]:
 @click.pass_context
 def index(
     ctx: click.Context,
-    paths: tuple[Path, ...],
+    paths: tuple[Path | str, ...],
     collection: str,
     encoder: str | None,
     modality: str | None,
@@ -121,6 +132,7 @@ def index(
         embedstore index scans/ -c scans --modality depth
         embedstore index lib/ -c lib --rule 'scans/**=depth' --exclude '*.tmp' --prune
         embedstore index /data -c big --index-backend pgvector --engine ray --ray-address auto
+        embedstore index s3://bucket/photos -c photos --engine ray
     """
     engine = get_engine(ctx)
     bar = _Progress(enabled=sys.stderr.isatty() if progress is None else progress)

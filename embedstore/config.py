@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     index_spec: str = "auto"
     # new collections' index backend: "faiss" (index files) or "pgvector" (PostgreSQL catalog)
     index_backend: Literal["faiss", "pgvector"] = "faiss"
+    # s3:// inputs (embedstore.ingest.objects): a custom endpoint such as http://127.0.0.1:9000
+    # (MinIO, Ceph); None: the AWS SDK's AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS itself
+    s3_endpoint_url: str | None = None
     # HTTP API
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from embedstore.confine import check_opened
-from embedstore.errors import PathNotAllowed
+from embedstore.errors import EmbedstoreError
+from embedstore.ingest import objects
 from embedstore.ingest.walk import FileEntry
 
 if TYPE_CHECKING:
@@ -46,8 +47,13 @@ class Plan:
         return sum(1 + len(g.followers) for g in self.groups)
 
 
-def hash_file(path: str, roots: tuple[str, ...] = ()) -> str:
-    """SHA-256 of a file's bytes, hex; with ``roots``, only a file opened inside them."""
+def hash_file(path: str, roots: tuple[str, ...] = (), endpoint: str | None = None) -> str:
+    """SHA-256 of a file's bytes, hex; with ``roots``, only a file opened inside them.
+
+    An object storage URI is read through :mod:`embedstore.ingest.objects` (``endpoint``: S3's).
+    """
+    if objects.is_object_uri(path):
+        return objects.hash_object(path, endpoint)
     with open(path, "rb") as f:
         if roots:
             check_opened(f.fileno(), path, roots)
@@ -57,11 +63,15 @@ def hash_file(path: str, roots: tuple[str, ...] = ()) -> str:
 HashAll = Callable[[Sequence[FileEntry], tuple[str, ...]], list[str | Exception]]
 
 
-def _hash_all(entries: Sequence[FileEntry], roots: tuple[str, ...]) -> list[str | Exception]:
+def hash_all_threads(
+    entries: Sequence[FileEntry], roots: tuple[str, ...], endpoint: str | None = None
+) -> list[str | Exception]:
+    """SHA-256 of each file in 4 threads (the error where one cannot be read)."""
+
     def one(e: FileEntry) -> str | Exception:
         try:
-            return hash_file(e.uri, roots)
-        except (OSError, PathNotAllowed) as err:
+            return hash_file(e.uri, roots, endpoint)
+        except (OSError, EmbedstoreError) as err:
             return err
 
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -79,6 +89,7 @@ def make_plan(
     on_changes: Callable[[int], None] | None = None,
     roots: tuple[str, ...] = (),
     hash_all: HashAll | None = None,
+    endpoint: str | None = None,
 ) -> Plan:
     """Compare the walk with the catalog; hash only files whose (size, mtime) changed.
 
@@ -86,6 +97,7 @@ def make_plan(
     decode).
     With ``roots``, a file whose opened descriptor lies outside them is a failure, not hashed.
     ``hash_all(files, roots)`` hashes the changed files (default: threads; the Ray job: tasks).
+    ``endpoint``: the S3 endpoint of object storage URIs (a moved object's old URI is looked up).
     """
     plan = Plan()
     for chunk in _chunks(entries):
@@ -102,8 +114,8 @@ def make_plan(
     if on_changes is not None:
         on_changes(len(todo))
     hashed: list[tuple[FileEntry, str]] = []
-    for e, h in zip(todo, (hash_all or _hash_all)(todo, roots)):
-        if isinstance(h, PathNotAllowed):
+    for e, h in zip(todo, (hash_all or hash_all_threads)(todo, roots)):
+        if isinstance(h, EmbedstoreError):  # outside the roots; an object store's refusal
             plan.failures.append((e, str(h)))
             continue
         if not isinstance(h, str):
@@ -125,7 +137,7 @@ def make_plan(
         if h in known:
             source = known[h]
             old_uri = coll.get_item(source).uri
-            if source not in moved_from and old_uri not in walked and not os.path.exists(old_uri):
+            if source not in moved_from and old_uri not in walked and _gone(old_uri, endpoint):
                 moved_from.add(source)
                 plan.moves.append((source, e))
             else:
@@ -136,3 +148,9 @@ def make_plan(
             groups[h] = Group(h, e)
     plan.groups = list(groups.values())
     return plan
+
+
+def _gone(uri: str, endpoint: str | None) -> bool:
+    if objects.is_object_uri(uri):
+        return uri in objects.missing([uri], endpoint)
+    return not os.path.exists(uri)

@@ -4,15 +4,19 @@ The plan is the same as :func:`embedstore.ingest.run.index_paths` (unchanged fil
 read, duplicates are embedded once, renamed files keep their vectors, failures are recorded with
 their reasons); only the work moves onto Ray:
 
-- hashing the changed files: Ray tasks, a batch of paths each;
+- hashing the changed files: Ray tasks, a batch of paths each (a run with at most one batch of
+  changed files hashes them in the driver);
 - decoding: CPU tasks calling :func:`embedstore.modalities.load`, a batch of files each;
 - embedding: a pool of encoder actors (the registry's ``Encoder``, loaded once per actor, one
-  GPU each when the cluster has GPUs), batches per (modality, shape);
+  GPU each when the cluster has GPUs), batches per (modality, dtype and shape);
 - writing: the driver commits each finished block into the catalog in one transaction, in a
   writer thread, so a killed job keeps every committed block and the next run resumes after it.
 
 Paths are the driver's local paths (shared storage such as NFS when the workers are on other
-machines). Known pitfalls and how they are handled:
+machines) or object storage URIs (``s3://bucket/prefix``): the driver lists the objects, the
+hash and decode tasks read them through pyarrow's file systems (:mod:`embedstore.ingest.objects`;
+the S3 endpoint travels with the tasks, credentials come from each worker's AWS environment).
+Known pitfalls and how they are handled:
 
 - stage fusion: Ray Data fuses a task stage into the next actor stage when their resource
   requests match, which would decode inside the model actor; the decode stage asks for
@@ -29,6 +33,8 @@ machines). Known pitfalls and how they are handled:
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -38,9 +44,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from embedstore.errors import EmbedstoreError, InvalidInput, PathNotAllowed
+from embedstore.errors import EmbedstoreError, InvalidInput
 from embedstore.ingest.pipeline import Writer, metadata_of
-from embedstore.ingest.plan import Plan, hash_file
+from embedstore.ingest.plan import Plan, hash_all_threads, hash_file
 from embedstore.ingest.run import (
     IndexOptions,
     _count,
@@ -102,20 +108,24 @@ def connect(address: str | None, num_cpus: int | None = None) -> bool:
 
 
 # -- hashing as tasks --------------------------------------------------------------------------
-def _hash_batch(batch: dict[str, np.ndarray], roots: tuple[str, ...]) -> dict[str, np.ndarray]:
+def _hash_batch(
+    batch: dict[str, np.ndarray], roots: tuple[str, ...], endpoint: str | None = None
+) -> dict[str, np.ndarray]:
     """A Ray task: SHA-256 of each file of a batch (``!reason`` where it cannot be read)."""
     out = []
     for uri in batch["uri"]:
         try:
-            out.append(hash_file(str(uri), roots))
+            out.append(hash_file(str(uri), roots, endpoint))
         except OSError as err:
             out.append("!" + (err.strerror or str(err)))
-        except PathNotAllowed as err:  # outside the walked folders
+        except EmbedstoreError as err:  # outside the walked folders; an object store's refusal
             out.append("?" + str(err))
     return {"i": batch["i"], "hash": np.asarray(out, dtype=object)}
 
 
-def ray_hash_all(entries: Sequence[FileEntry], roots: tuple[str, ...]) -> list[str | Exception]:
+def ray_hash_all(
+    entries: Sequence[FileEntry], roots: tuple[str, ...], endpoint: str | None = None
+) -> list[str | Exception]:
     """SHA-256 of each file, computed by Ray tasks (an OSError where a file cannot be read)."""
     import ray.data
 
@@ -123,7 +133,9 @@ def ray_hash_all(entries: Sequence[FileEntry], roots: tuple[str, ...]) -> list[s
         return []
     rows = [{"i": i, "uri": e.uri} for i, e in enumerate(entries)]
     ds: Any = ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // HASH_BATCH)))
-    ds = ds.map_batches(_hash_batch, fn_kwargs={"roots": roots}, batch_size=HASH_BATCH)
+    ds = ds.map_batches(
+        _hash_batch, fn_kwargs={"roots": roots, "endpoint": endpoint}, batch_size=HASH_BATCH
+    )
     found: dict[int, str] = {}
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
         found.update(zip(batch["i"].tolist(), batch["hash"].tolist()))
@@ -131,7 +143,7 @@ def ray_hash_all(entries: Sequence[FileEntry], roots: tuple[str, ...]) -> list[s
     for i in range(len(rows)):
         h = found[i]
         if h[:1] == "?":
-            out.append(PathNotAllowed(h[1:]))
+            out.append(EmbedstoreError(h[1:]))
         else:
             out.append(OSError(h[1:]) if h.startswith("!") else h)
     return out
@@ -143,24 +155,35 @@ def decode_batch(
     limits: Any,
     encoder_modalities: Sequence[str],
     recipe: str | None = None,
+    endpoint: str | None = None,
 ) -> dict[str, Any]:
-    """A Ray task: files -> one row per piece to embed (video: its clips and sound track)."""
+    """A Ray task: files -> one row per piece to embed (video: its clips and sound track).
+
+    An object storage URI is read here (``endpoint``: S3's) and its bytes decoded.
+    """
+    from embedstore.ingest import objects
     from embedstore.modalities import VideoItem, load
 
     cols: dict[str, list[Any]] = {c: [] for c in _PIECE_COLS}
 
     def row(key: int, piece: int, n: int, mod: str, seg: int, s: Any, e: Any, t: Any) -> None:
-        arr = np.ascontiguousarray(t.numpy() if hasattr(t, "numpy") else t, np.float32)
+        arr = np.ascontiguousarray(t.numpy() if hasattr(t, "numpy") else t)
+        if arr.dtype.kind not in "iu":  # text pieces are token ids and stay integers
+            arr = arr.astype(np.float32, copy=False)
         for c, v in zip(
             _PIECE_COLS,
             (key, piece, n, mod, seg, _num(s), _num(e), arr.tobytes(),
-             json.dumps(arr.shape), "", "{}"),
+             json.dumps([arr.dtype.str, arr.shape]), "", "{}"),
         ):  # fmt: skip
             cols[c].append(v)
 
     for key, uri, modality in zip(batch["key"], batch["uri"], batch["modality"]):
         try:
-            item = load(str(modality), Path(str(uri)), limits=limits, recipe=recipe)
+            source: Any = Path(str(uri))
+            if objects.is_object_uri(uri):
+                cap = limits.max_file_bytes if limits else None
+                source = objects.read_object(str(uri), endpoint, cap)
+            item = load(str(modality), source, limits=limits, recipe=recipe)
         except Exception as err:  # recorded as the file's failure reason
             row(int(key), 0, 0, str(modality), 0, None, None, np.zeros(0, np.float32))
             cols["error"][-1] = _reason(err)
@@ -224,12 +247,10 @@ class EncodeActor:
             if not errors[i]:
                 groups.setdefault((str(batch["modality"][i]), str(batch["shape"][i])), []).append(i)
         for (modality, shape), rows in groups.items():
-            dims = tuple(json.loads(shape))
+            dtype, dims = json.loads(shape)
             try:
                 x = torch.from_numpy(
-                    np.stack(
-                        [np.frombuffer(batch["data"][i], np.float32).reshape(dims) for i in rows]
-                    )
+                    np.stack([np.frombuffer(batch["data"][i], dtype).reshape(dims) for i in rows])
                 )
                 with torch.inference_mode():
                     out = self.encoder.encode(modality, x)
@@ -245,20 +266,55 @@ class EncodeActor:
 def index_paths_ray(
     engine: Engine,
     coll: Collection,
-    paths: Sequence[Path],
+    paths: Sequence[Path | str],
     options: IndexOptions,
     *,
     address: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> IndexReport:
-    """Walk, plan against the catalog (hashing on Ray), then decode and embed on Ray."""
-    started = connect(address, num_cpus=None)
+    """Walk, plan against the catalog (hashing on Ray), then decode and embed on Ray.
+
+    The cluster is joined (or a local one started) only when there is something to embed, or
+    more than :data:`HASH_BATCH` changed files to hash (fewer are one task's work: the driver
+    hashes them in threads instead of waiting for a worker to start); a run over unchanged
+    files reads nothing and starts nothing.
+    """
+    from embedstore.ingest import objects
+
+    # the driver's endpoint goes to every task (workers on other machines lack its environment)
+    options = dataclasses.replace(options, s3_endpoint=objects.endpoint_of(options.s3_endpoint))
+    cluster = _Cluster(address)
+
+    def hash_all(entries: Sequence[FileEntry], roots: tuple[str, ...]) -> list[str | Exception]:
+        if len(entries) <= HASH_BATCH:
+            return hash_all_threads(entries, roots, options.s3_endpoint)
+        cluster.join()
+        return ray_hash_all(entries, roots, options.s3_endpoint)
+
     try:
+        embed = functools.partial(_embed_ray, cluster=cluster)
         return index_paths(
-            engine, coll, paths, options, progress=progress, embed=_embed_ray, hash_all=ray_hash_all
+            engine, coll, paths, options, progress=progress, embed=embed, hash_all=hash_all
         )
     finally:
-        if started:
+        cluster.close()
+
+
+class _Cluster:
+    """Joins the Ray cluster on first use; shuts down a local one it started."""
+
+    def __init__(self, address: str | None) -> None:
+        self.address, self.joined, self.started = address, False, False
+
+    def join(self) -> None:
+        """Connect now, once."""
+        if not self.joined:
+            self.started = connect(self.address, num_cpus=None)
+            self.joined = True
+
+    def close(self) -> None:
+        """Shut down the local cluster this run started, if any."""
+        if self.started:
             import ray
 
             ray.shutdown()
@@ -272,17 +328,21 @@ def _embed_ray(
     writer: Writer,
     options: IndexOptions,
     decoder: Any = None,
+    *,
+    cluster: _Cluster | None = None,
 ) -> None:
     """Decode tasks -> encoder actors -> committed blocks (the ``embed`` step of ``_run_plan``)."""
-    import ray
-    import ray.data
-
     from embedstore.encoders import get_encoder_info
     from embedstore.modalities.recipes import recipe_for_encoder
 
     supported = supported_groups(engine, coll, plan, c, writer)
     if not supported:
         return
+    if cluster is not None:
+        cluster.join()
+    import ray
+    import ray.data
+
     info = get_encoder_info(coll.encoder, engine.settings)
     bs = options.batch_size
     rows = [
@@ -307,6 +367,7 @@ def _embed_ray(
             "limits": options.limits,
             "encoder_modalities": tuple(info.modalities),
             "recipe": recipe_for_encoder(info.name),  # the family's preprocessing (LanguageBind)
+            "endpoint": options.s3_endpoint,
         },
         batch_size=bs,
         num_cpus=1,

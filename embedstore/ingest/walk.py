@@ -15,7 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from embedstore.confine import inside
-from embedstore.errors import InvalidInput
+from embedstore.errors import InvalidInput, PathNotAllowed
+from embedstore.ingest import objects
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ def _scan(root: str, skip: Callable[[str], None]) -> Iterator[tuple[str, str, os
 
 
 def walk(
-    paths: Sequence[Path],
+    paths: Sequence[Path | str],
     *,
     modality: str | None = None,
     rules: dict[str, str] | None = None,
@@ -131,12 +132,15 @@ def walk(
     exclude: Sequence[str] = (),
     within: Sequence[Path | str] = (),
     on_skip: Callable[[str], None] | None = None,
+    endpoint: str | None = None,
 ) -> tuple[list[FileEntry], list[str]]:
     """Files under ``paths`` that pass the globs and have a modality, plus the folder roots.
 
     No file outside the folder it was found under is yielded: a symlink leading out is skipped
     and reported to ``on_skip`` (default: the log) as ``skipping PATH: outside ROOT``. With
     ``within``, every file (by its resolved path) must also lie inside one of those folders.
+    A path may be an object storage URI (``s3://bucket/prefix``, :mod:`embedstore.ingest.objects`;
+    ``endpoint``: the S3 endpoint): its objects are listed, never with ``within``.
     """
     from embedstore.modalities import get_modality, guess_modality
 
@@ -147,29 +151,45 @@ def walk(
     found: dict[str, FileEntry] = {}
     roots: list[str] = []
     for path in paths:
-        top = os.path.abspath(os.path.expanduser(path))
-        if os.path.isdir(top):
-            roots.append(top)
-            files: Iterable[tuple[str, str, os.stat_result]] = _scan(top, skip)
-            base = top
-        elif os.path.isfile(top):
-            files, base = [(top, os.path.realpath(top), os.stat(top))], os.path.dirname(top)
+        files: Iterable[tuple[str, str, int, float]]
+        if objects.is_object_uri(path):
+            if fences:
+                raise PathNotAllowed(f"{path}: object storage paths are not allowed here")
+            prefix, files = objects.list_objects(str(path), endpoint)
+            if prefix:
+                roots.append(prefix)
         else:
-            raise InvalidInput(f"{str(path)!r} is neither a file nor a folder", field="paths")
-        for full, real, st in files:
-            if fences and not any(inside(real, f) for f in fences):
-                skip(f"skipping {full}: outside {os.pathsep.join(fences)}")
-                continue
-            rel = os.path.relpath(full, base).replace(os.sep, "/")
+            files = _local(path, fences, skip, roots)
+        for full, rel, size, mtime in files:
             if include and not any(glob_match(rel, g) for g in include):
                 continue
             if any(glob_match(rel, g) for g in exclude):
                 continue
-            mod = modality or _by_rule(rel, rules) or guess_modality(Path(full))
+            mod = modality or _by_rule(rel, rules) or guess_modality(Path(rel))
             if mod is None or full in found:
                 continue
-            found[full] = FileEntry(full, rel, st.st_size, st.st_mtime, mod)
+            found[full] = FileEntry(full, rel, size, mtime, mod)
     return list(found.values()), roots
+
+
+def _local(
+    path: Path | str, fences: list[str], skip: Callable[[str], None], roots: list[str]
+) -> Iterator[tuple[str, str, int, float]]:
+    """``(path, rel, size, mtime)`` of a local file or the files under a folder (``roots`` += it)."""
+    top = os.path.abspath(os.path.expanduser(path))
+    if os.path.isdir(top):
+        roots.append(top)
+        files: Iterable[tuple[str, str, os.stat_result]] = _scan(top, skip)
+        base = top
+    elif os.path.isfile(top):
+        files, base = [(top, os.path.realpath(top), os.stat(top))], os.path.dirname(top)
+    else:
+        raise InvalidInput(f"{str(path)!r} is neither a file nor a folder", field="paths")
+    for full, real, st in files:
+        if fences and not any(inside(real, f) for f in fences):
+            skip(f"skipping {full}: outside {os.pathsep.join(fences)}")
+            continue
+        yield full, os.path.relpath(full, base).replace(os.sep, "/"), st.st_size, st.st_mtime
 
 
 def _by_rule(rel: str, rules: dict[str, str] | None) -> str | None:

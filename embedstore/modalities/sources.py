@@ -16,6 +16,20 @@ from embedstore.errors import EmbedstoreError, InvalidMedia, PayloadTooLarge
 Source = Path | str | bytes
 
 
+class NamedBytes(bytes):
+    """Bytes read from somewhere with a name (an object storage URI) that messages use."""
+
+    name: str
+
+    def __new__(cls, data: bytes | bytearray, name: str) -> NamedBytes:
+        self = super().__new__(cls, data)
+        self.name = name
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:  # to decode workers with its name
+        return (NamedBytes, (bytes(self), self.name))
+
+
 @dataclass(frozen=True)
 class DecodeLimits:
     """Size and time bounds that keep a hostile or huge file from exhausting the machine."""
@@ -44,6 +58,8 @@ DEFAULT_LIMITS = DecodeLimits()
 
 def describe(source: Source) -> str:
     """A short name for messages: the path, or ``<N bytes>`` for in-memory data."""
+    if isinstance(source, NamedBytes):
+        return source.name
     if isinstance(source, bytes | bytearray | memoryview):
         return f"<{len(source)} bytes>"
     return str(source)
