@@ -16,7 +16,7 @@ out of memory or exceeds the budget.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -65,6 +65,13 @@ class Run:
     runs: int
     peak_for: Callable[[torch.device, str], float | None]
     echo: Callable[[str], None]
+    save: Callable[[list[dict[str, Any]]], None] = lambda rows: None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        """Keep ``rows`` and save everything so far (a step cut by its time limit keeps them)."""
+        self.rows.extend(rows)
+        self.save(self.rows)
 
 
 def parse_levers(text: str) -> list[str]:
@@ -102,13 +109,12 @@ def error_row(lever: str, modality: str, batch: int, precision: str, exc: Except
     }
 
 
-def lever_rows(run: Run, precision: str, levers: list[str]) -> list[dict[str, Any]]:
-    """Rows of every lever in ``levers`` (but the sweep) at one precision."""
+def lever_rows(run: Run, precision: str, levers: list[str]) -> None:
+    """Rows of every lever in ``levers`` (but the sweep) at one precision, into ``run.add``."""
     eager = build_encoder(
         run.config, run.encoder, run.device, precision, False, settings=_settings(run, {})
     )
     ref = eager_reference(eager, run.modalities, run.batches)
-    rows: list[dict[str, Any]] = []
     for lever in levers:
         if lever == "batch_sweep":
             continue
@@ -126,16 +132,23 @@ def lever_rows(run: Run, precision: str, levers: list[str]) -> list[dict[str, An
                 )
             )
         except EmbedstoreError as exc:  # a lever this device cannot run
-            rows += [
-                error_row(lever, m, b, precision, exc) for m in run.modalities for b in run.batches
-            ]
+            run.add(
+                [
+                    error_row(lever, m, b, precision, exc)
+                    for m in run.modalities
+                    for b in run.batches
+                ]
+            )
             run.echo(f"  {lever} {precision}: {exc}")
             continue
-        for modality in run.modalities:
-            for batch in run.batches:
-                rows.append(_lever_row(run, enc, lever, modality, batch, precision, ref))
+        run.add(
+            [
+                _lever_row(run, enc, lever, modality, batch, precision, ref)
+                for modality in run.modalities
+                for batch in run.batches
+            ]
+        )
         del enc
-    return rows
 
 
 def _lever_row(
@@ -164,15 +177,13 @@ def _lever_row(
     return row
 
 
-def sweep_rows(
-    run: Run, precision: str, sweep_batches: list[int], budget_mb: float | None
-) -> list[dict[str, Any]]:
-    """Eager rows at growing batch sizes per modality; the best within the budget has ``best``."""
+def sweep_rows(run: Run, precision: str, sweep_batches: list[int], budget_mb: float | None) -> None:
+    """Eager rows at growing batch sizes per modality (``run.add``); the best within the budget
+    has ``best``."""
     enc = build_encoder(
         run.config, run.encoder, run.device, precision, False, settings=_settings(run, {})
     )
     budget = budget_mb or _default_budget(enc.device)
-    rows: list[dict[str, Any]] = []
     for modality in run.modalities:
         mine: list[dict[str, Any]] = []
         for batch in sweep_batches:
@@ -204,8 +215,7 @@ def sweep_rows(
         fits = [r for r in mine if r.get("within_budget")]
         if fits:
             max(fits, key=lambda r: r["items_per_s"])["best"] = True
-        rows += mine
-    return rows
+        run.add(mine)
 
 
 def _settings(run: Run, levers: dict[str, str]) -> Any:

@@ -35,6 +35,7 @@ text with its padding mask, unfused math attention). Inputs take each tower's ow
 from __future__ import annotations
 
 import copy
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -386,8 +387,10 @@ def run_levers(
     sweep: bool,
     sweep_batches: str,
     mem_budget_mb: float | None,
+    save: Callable[[list[dict[str, Any]]], None],
 ) -> list[dict[str, Any]]:
-    """The rows of ``--levers`` and ``--sweep`` (`benchmarks.levers`)."""
+    """The rows of ``--levers`` and ``--sweep`` (`benchmarks.levers`); ``save`` gets every row
+    so far after each lever."""
     from benchmarks.levers import Run, lever_rows, parse_levers, sweep_rows
 
     try:
@@ -407,17 +410,17 @@ def run_levers(
         runs=runs,
         peak_for=lambda dev, precision: peak_tflops(dev, precision, peak_override),
         echo=lambda line: click.echo(line, err=True),
+        save=save,
     )
-    rows: list[dict[str, Any]] = []
     for precision in precisions.split(","):
         try:
             if any(n != "batch_sweep" for n in names):
-                rows += lever_rows(run, precision, names)
+                lever_rows(run, precision, names)
             if "batch_sweep" in names:
-                rows += sweep_rows(run, precision, parse_ints(sweep_batches), mem_budget_mb)
+                sweep_rows(run, precision, parse_ints(sweep_batches), mem_budget_mb)
         except InvalidConfig as exc:  # e.g. levers on a LanguageBind tower, fp8 without a card
             raise click.UsageError(str(exc)) from exc
-    return rows
+    return run.rows
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -558,30 +561,37 @@ def main(
     if lever_names is not None or sweep:
         from benchmarks.levers import LEVERS
 
+        def doc(rows: list[dict[str, Any]], partial: bool = False) -> dict[str, Any]:
+            params = {
+                "config": None if encoder else config,
+                "encoder": encoder,
+                "device": str(resolve_device(device)),
+                "threads": torch.get_num_threads(),
+                "precisions": precisions,
+                "batches": batches,
+                "levers": {n: LEVERS[n] for n in dict.fromkeys(r["lever"] for r in rows)},
+                "sweep_batches": sweep_batches,
+                "warmup": warmup,
+                "runs": runs,
+                "smoke": smoke,
+                "partial": partial,
+                "mfu": "FLOPs of the eager fast path / median time / dense peak of the precision",
+                "peak_mem": "CUDA max_memory_allocated per row"
+                if "cuda" in str(resolve_device(device))
+                else "process peak RSS (monotone over the run)",
+            }
+            return result_doc("throughput", params, rows)
+
+        def save(rows: list[dict[str, Any]]) -> None:  # a run cut short keeps its rows
+            if out is not None:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps(doc(rows, partial=True), indent=2) + "\n")
+
         rows = run_levers(
             config, encoder, device, precisions, modalities, batches, warmup, runs,
-            peak_tflops_override, lever_names, sweep, sweep_batches, mem_budget_mb,
+            peak_tflops_override, lever_names, sweep, sweep_batches, mem_budget_mb, save,
         )  # fmt: skip
-        params = {
-            "config": None if encoder else config,
-            "encoder": encoder,
-            "device": str(resolve_device(device)),
-            "threads": torch.get_num_threads(),
-            "precisions": precisions,
-            "batches": batches,
-            "levers": {name: LEVERS[name] for name in dict.fromkeys(r["lever"] for r in rows)},
-            "sweep_batches": sweep_batches
-            if sweep or "batch_sweep" in (lever_names or "")
-            else None,
-            "warmup": warmup,
-            "runs": runs,
-            "smoke": smoke,
-            "mfu": "FLOPs of the eager fast path / median time / dense peak of the precision",
-            "peak_mem": "CUDA max_memory_allocated per row"
-            if "cuda" in str(resolve_device(device))
-            else "process peak RSS (monotone over the run)",
-        }
-        emit(result_doc("throughput", params, rows), as_json=as_json, out=out, plot=plot)
+        emit(doc(rows), as_json=as_json, out=out, plot=plot)
         return
     mode_list = [m for m in modes.split(",") if m]
     if single and mode_list != ["fast"]:

@@ -32,6 +32,7 @@ def test_levers_write_one_row_per_lever_and_a_sweep(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
     assert list(doc["params"]["levers"]) == LEVERS.split(",")
+    assert doc["params"]["partial"] is False  # the saves after each lever said True
     assert doc["params"]["levers"]["sdpa_flash"] == {"sdpa_backend": "flash"}
     rows = doc["rows"]
     by = {(r["lever"], r["modality"], r["batch"]): r for r in rows}
