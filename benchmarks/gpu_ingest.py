@@ -18,6 +18,13 @@ already on the device, the ceiling of the row below), and ``index`` per precisio
 ``Engine.index`` into a fresh SQLite collection, timed from the call to its return (every vector
 committed and the FAISS index saved). Each ``index`` row is measured ``--repeat`` times after a
 warm-up index of a few files with the same engine (median).
+
+``pipeline`` rows (per precision x decode path) time the indexing run's own decode -> embed stages
+alone (``DecodeAhead`` and ``Embedder``: no walk, hashing, catalog or index) and report where the
+time went (``ingest.overlap.PipeStats``): collating and copying batches, waiting to hand one over,
+in the model, and the model thread idle waiting for a batch. ``index`` and ``pipeline`` rows carry
+``vs_model``, their images/s over the ``encode_only`` row's: the end-to-end share of the model's
+own rate (the overlap's target is >= 0.9), also printed on stderr.
 """
 
 from __future__ import annotations
@@ -154,6 +161,46 @@ def encode_only(enc: Encoder, files: list[Path], batch: int, runs: int = 5) -> f
     return statistics.median(times)
 
 
+def pipeline_once(
+    library: Path, enc: Encoder, device: str, decode: str, workers: int, batch: int
+) -> tuple[float, dict[str, Any]]:
+    """(seconds, stage times) to decode and embed every file under ``library`` through the
+    indexing pipeline's decode -> embed stages (``DecodeAhead``, ``Embedder``), writing nothing."""
+    from embedstore.ingest.pipeline import DecodeAhead, Embedder
+    from embedstore.ingest.plan import Group
+    from embedstore.ingest.walk import walk
+
+    entries, _ = walk([library])
+    groups = [Group(str(i), e) for i, e in enumerate(entries)]
+    embedded: list[int] = []
+    with tempfile.TemporaryDirectory(prefix="embedstore-pipeline-") as tmp:
+        engine = Engine(Settings(data_dir=Path(tmp), device=device, encoder=enc.name))
+        engine.use_encoder(enc)
+        t0 = time.perf_counter()
+        ahead = DecodeAhead(
+            groups,
+            workers,
+            2 * batch,
+            device=device if decode == "device" else None,
+            batch_size=batch,
+        )
+        embedder = Embedder(engine, enc, batch, lambda slots: embedded.append(len(slots)))
+        try:
+            for group, result in ahead:
+                if isinstance(result, BaseException):
+                    raise click.ClickException(f"decode of {group.leader.uri} failed: {result}")
+                embedder.add(group, group.leader.modality, result)
+            embedder.flush()
+        finally:
+            embedder.close()
+            ahead.close()
+        secs = time.perf_counter() - t0
+        engine.close()
+    if sum(embedded) != len(groups):
+        raise click.ClickException(f"embedded {sum(embedded)} of {len(groups)} files")
+    return secs, embedder.stats.as_dict()
+
+
 def index_once(
     data: Path, library: Path, enc: Encoder, device: str, decode: str, workers: int, batch: int
 ) -> tuple[float, Any]:
@@ -198,6 +245,13 @@ def row(stage: str, size: str, files: int, seconds: float, **extra: Any) -> dict
         "files_per_s": round(files / seconds, 1) if seconds else None,
         **extra,
     }
+
+
+def ratio(measured: dict[str, Any], model_rate: float | None) -> float | None:
+    """A row's images/s over the model's own (``encode_only``), or None without that row."""
+    if not model_rate or not measured.get("files_per_s"):
+        return None
+    return round(measured["files"] / measured["seconds"] / model_rate, 3)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -279,9 +333,11 @@ def main(
         for precision in (p for p in precisions.split(",") if p):
             enc = build_encoder(config, device, precision, weights)
             for size, files in libraries.items():
+                model_rate = None
                 with recorded(rows, "encode_only", size, precision=precision):
                     secs = encode_only(enc, files, batch)
                     rows.append(row("encode_only", size, batch, secs, precision=precision))
+                    model_rate = batch / rows[-1]["seconds"]  # as the row reports it
                 for path in paths:
                     with recorded(rows, "index", size, precision=precision, decode=path):
                         few = root / f"warm-{size}"
@@ -312,6 +368,17 @@ def main(
                                 failed=len(report.failed),
                             )
                         )
+                        rows[-1]["vs_model"] = ratio(rows[-1], model_rate)
+                    with recorded(rows, "pipeline", size, precision=precision, decode=path):
+                        secs, stats = pipeline_once(
+                            files[0].parents[1], enc, device, path, workers, batch
+                        )
+                        rows.append(
+                            row(
+                                "pipeline", size, len(files), secs, precision=precision, decode=path
+                            )
+                        )
+                        rows[-1].update(vs_model=ratio(rows[-1], model_rate), **stats)
             del enc
             if device.startswith("cuda"):
                 torch.cuda.empty_cache()
@@ -329,6 +396,17 @@ def main(
         "repeat": repeat,
         "smoke": smoke,
     }
+    model: dict[tuple[str, str], Any] = {}
+    for r in rows:  # the overlap's target, where gpu_check.sh's log shows it
+        if r["stage"] == "encode_only":
+            model[(r["size"], r["precision"])] = r.get("files_per_s")
+        elif r.get("vs_model") is not None:
+            click.echo(
+                f"end-to-end / model-only images/s ({r['stage']}, {r['size']}, {r['precision']}, "
+                f"{r['decode']} decode): {r['files_per_s']} / {model[(r['size'], r['precision'])]}"
+                f" = {r['vs_model']} (target >= 0.9)",
+                err=True,
+            )
     emit(result_doc("gpu_ingest", params, rows), as_json=as_json, out=out, plot=None)
 
 

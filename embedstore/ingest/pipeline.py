@@ -20,6 +20,7 @@ from embedstore.modalities.sources import DecodeLimits
 if TYPE_CHECKING:
     from embedstore.encoders import Encoder
     from embedstore.engine import Engine
+    from embedstore.ingest.overlap import PipeStats, Staged
     from embedstore.modalities.pool import DecodePool
     from embedstore.store import Collection, NewItem
 
@@ -104,13 +105,36 @@ class Slot:
 
 
 class Embedder:
-    """Collects decoded pieces per (encoder modality, shape) and runs full batches."""
+    """Collects decoded pieces per (encoder modality, shape); full batches run in a model thread.
+
+    The caller's thread collates each full batch (``overlap.Stager``: on CUDA into pinned memory,
+    copied on a side stream) while the model runs the previous one (``overlap.ModelThread``, at
+    most ``ahead`` batches waiting). ``done`` gets the slots a batch finished, in the model
+    thread. ``on_staged`` (tests, benchmarks) sees each batch once it is collated.
+    """
 
     def __init__(
-        self, engine: Engine, encoder: Encoder, batch_size: int, done: Callable[[Slot], None]
+        self,
+        engine: Engine,
+        encoder: Encoder,
+        batch_size: int,
+        done: Callable[[list[Slot]], None],
+        *,
+        ahead: int | None = None,
+        on_staged: Callable[[Staged], None] | None = None,
     ) -> None:
+        from embedstore.ingest.overlap import STAGED_AHEAD, ModelThread, Stager
+
         self.engine, self.encoder, self.batch_size, self.done = engine, encoder, batch_size, done
         self.pending: dict[tuple[str, tuple[int, ...]], list[tuple[Slot, int, Any]]] = {}
+        self.stager = Stager(getattr(encoder, "device", "cpu"))
+        self.model = ModelThread(self._run, STAGED_AHEAD if ahead is None else ahead)
+        self.on_staged = on_staged
+
+    @property
+    def stats(self) -> PipeStats:
+        """Time spent collating, handing over, in the model and waiting for batches."""
+        return self.model.stats
 
     def add(self, entry: Group, modality: str, decoded: Any) -> None:
         """Split one decoded item into pieces (video: clips + sound track) and queue them."""
@@ -137,26 +161,45 @@ class Embedder:
             bucket = self.pending.setdefault(key, [])
             bucket.append((slot, i, tensor))
             if len(bucket) >= self.batch_size:
-                self._run(key)
+                self._stage(key)
 
     def flush(self) -> None:
-        """Run every partial batch."""
+        """Run every partial batch and wait for the model; raises the model's error."""
         for key in list(self.pending):
-            self._run(key)
+            self._stage(key)
+        self.model.finish()
 
-    def _run(self, key: tuple[str, tuple[int, ...]]) -> None:
-        import torch
+    def close(self) -> None:
+        """Stop the model thread (after the batch it runs) without running what is queued."""
+        self.model.close()
+
+    def _stage(self, key: tuple[str, tuple[int, ...]]) -> None:
+        from embedstore.ingest.overlap import Staged
 
         bucket = self.pending.pop(key, [])
         if not bucket:
             return
-        batch = torch.stack([t for _, _, t in bucket])
-        vectors = self.engine.encode(self.encoder, key[0], batch)
-        for (slot, i, _), vec in zip(bucket, vectors):
+        t0 = time.perf_counter()
+        batch, ready = self.stager.stage([t for _, _, t in bucket])
+        staged = Staged(key[0], [(slot, i) for slot, i, _ in bucket], batch, ready)
+        del bucket  # the decoded tensors are not needed once collated
+        self.model.stats.stage_s += time.perf_counter() - t0
+        if self.on_staged is not None:
+            self.on_staged(staged)
+        self.model.put(staged)
+
+    def _run(self, staged: Staged) -> None:  # in the model thread
+        from embedstore.ingest.overlap import wait_ready
+
+        vectors = self.engine.encode(self.encoder, staged.modality, wait_ready(staged))
+        finished = []
+        for (slot, i), vec in zip(staged.rows, vectors):
             slot.vectors[i] = vec
             slot.remaining -= 1
             if slot.remaining == 0:
-                self.done(slot)
+                finished.append(slot)
+        if finished:
+            self.done(finished)
 
 
 def items_of(slot: Slot) -> list[NewItem]:

@@ -329,30 +329,36 @@ def _embed_groups(
     writer: Writer,
     options: IndexOptions,
 ) -> None:
-    """The decode -> embed loop: failures and finished items go to the writer as they come."""
-    ready: list[NewItem] = []
+    """The decode -> embed loop: failures and finished items go to the writer as they come.
 
-    def done(slot: Slot) -> None:
-        for e in [slot.group.leader, *slot.group.followers]:
-            _count(c, plan, e.uri)
-        c.deduplicated += len(slot.group.followers)
-        ready.extend(items_of(slot))
+    This thread takes decoded items and collates the next batch while the model thread runs the
+    previous one (``Embedder``); each batch's finished items are written by the model thread.
+    """
+
+    def done(slots: list[Slot]) -> None:  # in the model thread, once per batch
+        items: list[NewItem] = []
+        for slot in slots:
+            for e in [slot.group.leader, *slot.group.followers]:
+                _count(c, plan, e.uri)
+            c.deduplicated += len(slot.group.followers)
+            items.extend(items_of(slot))
+        writer.put(items)
 
     def fail(group_entries: list[FileEntry], reason: str, h: str) -> None:
         writer.put([], [_failure_row(e, reason, h) for e in group_entries])
         c.failed.extend(Failure(e.uri, reason) for e in group_entries)
 
     embedder = Embedder(engine, encoder, options.batch_size, done)
-    for group, result in ahead:
-        if isinstance(result, BaseException):
-            fail([group.leader, *group.followers], _reason(result), group.content_hash)
-        else:
-            embedder.add(group, group.leader.modality, result)
-        if ready:
-            writer.put(list(ready))
-            ready.clear()
-    embedder.flush()
-    writer.put(list(ready))
+    try:
+        for group, result in ahead:
+            if isinstance(result, BaseException):
+                fail([group.leader, *group.followers], _reason(result), group.content_hash)
+            else:
+                embedder.add(group, group.leader.modality, result)
+        embedder.flush()
+    finally:
+        embedder.close()
+    log.debug("embed step: %s", embedder.stats.as_dict())
 
 
 def _prune(coll: Collection, roots: Sequence[str]) -> int:

@@ -1,4 +1,9 @@
-"""``decode_many`` with JPEGs decoded in device batches while worker processes take the rest."""
+"""``decode_many`` with JPEGs decoded in device batches while worker processes take the rest.
+
+On CUDA the device work runs on a stream of its own (``decode_stream``) and is finished when its
+results are yielded. They were allocated on that stream, so a consumer that reads them on another
+stream keeps them until that work is done (or calls ``record_stream``).
+"""
 
 from __future__ import annotations
 
@@ -52,23 +57,26 @@ def decode_many_on_device(
     if pool is not None:
         pool.start()
     finished = pool is None
+    stream = decode_stream(device)
     try:
         for s in range(0, len(fast), max(batch_size, 1)):
             chunk = fast[s : s + batch_size]
             for exif in (True, False):
                 part = [t for t in chunk if bool(t.options.get("exif", True)) is exif]
                 if part:
-                    results = load_images([t.source for t in part], device, limits, exif=exif)
+                    with _on(stream):
+                        results = load_images([t.source for t in part], device, limits, exif=exif)
+                    _finished(stream)
                     yield from zip(part, results)
             while not finished and (item := pool.get(block=False)) is not None:  # type: ignore[union-attr]
                 finished = item is _END
                 if not finished:
-                    yield _placed(item, device)
+                    yield _placed(item, device, stream)
         while not finished:
             item = pool.get(block=True)  # type: ignore[union-attr]
             finished = item is _END
             if item is not None and not finished:
-                yield _placed(item, device)
+                yield _placed(item, device, stream)
     finally:
         if pool is not None:
             pool.close()
@@ -76,10 +84,36 @@ def decode_many_on_device(
         raise pool.error
 
 
-def _placed(item: tuple[DecodeTask, Any], device: str | torch.device) -> tuple[DecodeTask, Any]:
+def decode_stream(device: str | torch.device) -> torch.cuda.Stream | None:
+    """A side stream for the decode work on a CUDA ``device`` (None elsewhere).
+
+    On the default stream, the decoder's copies and its synchronisation would wait behind every
+    model kernel already queued there (the model runs in another thread): decoding and
+    embedding would take turns instead of overlapping.
+    """
+    dev = torch.device(device)
+    return torch.cuda.Stream(dev) if dev.type == "cuda" else None
+
+
+def _on(stream: torch.cuda.Stream | None) -> contextlib.AbstractContextManager[Any]:
+    return torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()
+
+
+def _finished(stream: torch.cuda.Stream | None) -> None:
+    """Wait for the decode work queued on ``stream``: its results are then ready on any stream."""
+    if stream is not None:
+        stream.synchronize()
+
+
+def _placed(
+    item: tuple[DecodeTask, Any], device: str | torch.device, stream: torch.cuda.Stream | None
+) -> tuple[DecodeTask, Any]:
     task, result = item
     if task.modality == "vision" and isinstance(result, torch.Tensor):
-        return task, result.to(device)
+        with _on(stream):
+            placed = result.to(device)
+        _finished(stream)
+        return task, placed
     return item
 
 

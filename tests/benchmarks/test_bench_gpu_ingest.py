@@ -19,6 +19,8 @@ def test_smoke_run_end_to_end(run_json, check_doc) -> None:  # type: ignore[no-u
         ("encode_only", None, "fp32"),
         ("index", "device", "fp32"),
         ("index", "cpu", "fp32"),
+        ("pipeline", "device", "fp32"),
+        ("pipeline", "cpu", "fp32"),
     }
     for r in rows.values():
         assert "error" not in r, r
@@ -28,9 +30,15 @@ def test_smoke_run_end_to_end(run_json, check_doc) -> None:  # type: ignore[no-u
             r["seconds"] > 0
             and abs(r["files_per_s"] - rate) <= 0.05 + rate * (5e-4 / r["seconds"]) + 1e-9
         ), r
+    model = rows[("encode_only", None, "fp32")]
     for decode in ("device", "cpu"):
         index = rows[("index", decode, "fp32")]
         assert index["files"] == index["added"] == 48 and index["failed"] == 0
+        for r in (index, rows[("pipeline", decode, "fp32")]):  # the share of the model's rate
+            want = (r["files"] / r["seconds"]) / (model["files"] / model["seconds"])
+            assert abs(r["vs_model"] - want) <= 5e-4 + 1e-9, r  # rounded to 3 digits
+        pipe = rows[("pipeline", decode, "fp32")]  # every file went through the model
+        assert pipe["items"] == 48 and pipe["batches"] == 3 and pipe["model_s"] > 0
 
 
 def test_sizes_are_parsed_and_checked() -> None:
