@@ -147,7 +147,7 @@ def lever_settings(
     CUDA graphs are captured at exactly the benchmarked batch sizes (no padding in a timed row),
     for every tower with a fixed item shape.
     """
-    fields = {
+    fields: dict[str, Any] = {
         "compile_mode": "off",
         "compile_towers": "",
         "cuda_graphs": "off",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 
@@ -61,7 +62,7 @@ def unpad_rows(y: torch.Tensor, n: int) -> torch.Tensor:
 class CapturedForward:
     """One captured graph: static input and output buffers, replayed for each batch."""
 
-    def __init__(self, fn: Forward, modality: str, static_in: torch.Tensor, pool: object) -> None:
+    def __init__(self, fn: Forward, modality: str, static_in: torch.Tensor, pool: Any) -> None:
         self.size = static_in.shape[0]
         self.static_in = static_in
         device = static_in.device
@@ -93,7 +94,7 @@ class GraphRunner:
         self.towers = frozenset(towers)
         self._graphs: dict[tuple[str, tuple[int, ...], torch.dtype, int], CapturedForward] = {}
         self._lock = threading.Lock()
-        self._pool: object = None
+        self._pool: Any = None  # torch.cuda.graph_pool_handle(), shared by every graph
 
     def __call__(self, modality: str, x: torch.Tensor) -> torch.Tensor:
         """The rows of ``fn(modality, x)``, from graph replays when ``modality`` is captured."""

@@ -71,6 +71,11 @@ class Levers:
             )
 
     @property
+    def active(self) -> bool:
+        """True when any lever is on (compile, CUDA graphs, or a chosen attention kernel)."""
+        return self.compiles or self.cuda_graphs != "off" or self.sdpa_backend != "auto"
+
+    @property
     def compiles(self) -> bool:
         """True when the blocks are compiled."""
         return self.compile_mode != "off"
@@ -213,6 +218,6 @@ def compile_blocks(blocks: Iterable[torch.nn.Module], mode: str) -> int:
         block.compile(**options)
         rows = getattr(block, "forward_rows", None)
         if rows is not None:
-            block.forward_rows = torch.compile(rows, **options)  # type: ignore[method-assign]
+            setattr(block, "forward_rows", torch.compile(rows, **options))  # noqa: B010
         count += 1
     return count

@@ -62,7 +62,7 @@ def test_compiled_blocks_and_sdpa_kernels_on_cuda(
     imagebind_fixtures: Path, tiny_a_config: dict[str, Any], tiny_a_io: dict[str, Any]
 ) -> None:
     eager = tiny(imagebind_fixtures, tiny_a_config)
-    variants = [
+    variants: list[dict[str, Any]] = [
         {"compile_mode": "default", "compile_towers": frozenset({"vision", "imu"})},
         {"sdpa_backend": "efficient"},
         {"sdpa_backend": "cudnn"},
