@@ -15,6 +15,7 @@ out of memory or exceeds the budget.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -149,6 +150,7 @@ def lever_rows(run: Run, precision: str, levers: list[str]) -> None:
             ]
         )
         del enc
+        _release(eager.device)
 
 
 def _lever_row(
@@ -216,6 +218,13 @@ def sweep_rows(run: Run, precision: str, sweep_batches: list[int], budget_mb: fl
         if fits:
             max(fits, key=lambda r: r["items_per_s"])["best"] = True
         run.add(mine)
+
+
+def _release(device: torch.device) -> None:
+    """Free the last lever's model, graphs and compiled code before the next one is measured."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def _settings(run: Run, levers: dict[str, str]) -> Any:

@@ -155,7 +155,7 @@ def lever_settings(
         "cuda_graph_batches": ",".join(map(str, sorted(set(batches)))),
         "sdpa_backend": "auto",
     } | (levers or {})
-    return Settings(device=device, batch_size=max(batches), **fields)
+    return Settings(device=device, batch_size=min(max(batches), 4096), **fields)
 
 
 def build_encoder(
@@ -399,6 +399,8 @@ def run_levers(
         raise click.BadParameter(str(exc), param_hint="--levers") from exc
     if sweep and "batch_sweep" not in names:
         names.append("batch_sweep")
+    if config in LB_CONFIGS or (encoder and not encoder.startswith("imagebind")):
+        raise click.UsageError("--levers and --sweep measure ImageBind (--config test/huge)")
     known = set(MODALITIES) - {"video"}  # ImageBind towers (the levers are ImageBind's)
     run = Run(
         config=config,
