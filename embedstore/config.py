@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(2 * 1024 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(89_478_485, ge=1)
     decode_timeout_s: float = Field(60.0, gt=0)
+    # writes to a collection wait at most this long while reindex --encoder swaps it (then 503)
+    writer_gate_timeout_s: float = Field(600.0, gt=0)
     # JPEG decode + resize on the encoder's device (embedstore.modalities.gpu_decode): "auto" = on
     # CUDA only while the measured deviation passes the bar there, "on" = any device, "off" = never
     gpu_decode: GpuDecode = "auto"

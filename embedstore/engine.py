@@ -311,7 +311,7 @@ class Engine:
         reused by every later call until ``close``); a number starts that many processes for
         this call only (0: decode in the calling thread).
         """
-        from embedstore.errors import CollectionNotFound
+        from embedstore.errors import CollectionNotFound, CollectionReplaced
         from embedstore.ingest import IndexOptions, index_paths
         from embedstore.modalities.gpu_decode import decode_device
         from embedstore.modalities.sources import DecodeLimits
@@ -346,19 +346,25 @@ class Engine:
             within=tuple(str(w) for w in within or ()),  # files outside are skipped, reported
             metadata=dict(metadata or {}),  # written with each item, in its transaction
         )
-        if engine == "ray":
-            from embedstore.ingest.ray_job import index_paths_ray
+        files = [Path(p) for p in paths]
+        for attempt in range(3):
+            try:
+                if engine == "ray":
+                    from embedstore.ingest.ray_job import index_paths_ray
 
-            report = index_paths_ray(
-                self,
-                coll,
-                [Path(p) for p in paths],
-                options,
-                address=ray_address,
-                progress=progress,
-            )
-        else:
-            report = index_paths(self, coll, [Path(p) for p in paths], options, progress=progress)
+                    report = index_paths_ray(
+                        self, coll, files, options, address=ray_address, progress=progress
+                    )
+                else:
+                    report = index_paths(self, coll, files, options, progress=progress)
+                break
+            except CollectionReplaced:
+                # reindex --encoder swapped the collection while this run wrote to it: what was
+                # written is in the new one; run again there (its encoder embeds the rest)
+                if attempt == 2:
+                    raise
+                coll = self.collection(collection)
+                self._check_encoder(coll, encoder)
         if coll.index_backend == "pgvector":
             coll.flush()  # loaded without a live graph: build the HNSW index now, if due
         return report

@@ -61,6 +61,11 @@ class CollectionNotFound(NotFound):
     """No collection of that name."""
 
 
+class CollectionReplaced(CollectionNotFound):
+    """A write found its collection gone: dropped, or replaced by ``reindex --encoder`` (whose
+    new collection has the name, other ids and another encoder) while the write waited."""
+
+
 class ItemNotFound(NotFound):
     """No item with that id or URI."""
 

@@ -2,18 +2,21 @@
 
 Nothing is lost: every item keeps its id, metadata and uri. The files are embedded again into a
 staging collection; writes that reach the old collection meanwhile are caught up in further
-rounds (after ``FREE_ROUNDS`` of them this process's writers wait for the swap); the swap runs in
-one write transaction that first checks that no write came in since the last round (else it
-catches up again). In that transaction the old item rows
-move to the new collection and take the new vectors. Items whose files are gone, or that the new
-encoder cannot embed, are kept (marked ``failed``, the reason in ``error``) and reported.
+rounds. After ``FREE_ROUNDS`` of them the writers wait: this process's on the collection's
+lock, every other process's on the writer gate's exclusive side (store/gate.py), so at most one
+more catch-up round runs before the swap. The swap runs in one write transaction that first
+checks that no write came in since the last round (else it catches up again). In that
+transaction the old item rows move to the new collection and take the new vectors. A write that
+waited for the swap then finds its collection replaced (CollectionReplaced; ``Engine.index``
+runs again on the new one). Items whose files are gone, or that the new encoder cannot embed,
+are kept (marked ``failed``, the reason in ``error``) and reported.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -28,8 +31,8 @@ if TYPE_CHECKING:
     from embedstore.ingest.walk import FileEntry
     from embedstore.store import Collection
 
-FREE_ROUNDS = 3  # catch-up rounds while writers of this process run freely
-MAX_ROUNDS = 20  # then they wait; other processes' writes can still force more rounds
+FREE_ROUNDS = 3  # catch-up rounds while writers (of any process) run freely; then they wait
+MAX_ROUNDS = 20  # a safety net: with writers waiting, FREE_ROUNDS + 2 rounds suffice
 Snapshot = dict[int, tuple[str, str, Any]]  # item id -> (uri, status, updated_at)
 
 
@@ -106,12 +109,14 @@ def reembed_collection(
     )
     seen: Snapshot = {}
     rounds = 0
+    held: Connection | None = None  # PostgreSQL: the connection holding the writer gate
     hold = contextlib.ExitStack()
     try:
         while True:
             rounds += 1
-            if rounds == FREE_ROUNDS + 1:  # writes keep coming: this process's writers now wait
-                hold.enter_context(old.indexes.lock)
+            if rounds == FREE_ROUNDS + 1:  # writes keep coming: writers now wait for the swap
+                hold.enter_context(old.indexes.lock)  # this process's
+                held = hold.enter_context(store.gate.exclusive(old.id, name))  # other processes'
             if rounds > MAX_ROUNDS:
                 raise Unavailable(
                     f"Re-embedding {name!r}: the collection kept changing over {MAX_ROUNDS} "
@@ -121,9 +126,9 @@ def reembed_collection(
                 now = _snapshot(conn, old.id)
             if now == seen:
                 # in-process writers of the old collection wait until it is gone (after that
-                # their writes fail loudly on its missing row instead of vanishing with it)
+                # their writes raise CollectionReplaced instead of vanishing with it)
                 with old.indexes.lock:
-                    result = _swap(engine, old, new, seen, encoder)
+                    result = _swap(engine, old, new, seen, encoder, held)
                     if result is not None:
                         store.drop_collection(staging)  # now the old one's row, emptied
                         break
@@ -173,14 +178,21 @@ def _catch_up(
 
 
 def _swap(
-    engine: Engine, old: Collection, new: Collection, seen: Snapshot, encoder: str
+    engine: Engine,
+    old: Collection,
+    new: Collection,
+    seen: Snapshot,
+    encoder: str,
+    held: Connection | None = None,
 ) -> tuple[int, set[str], list[Failure]] | None:
     """In one write transaction: check nothing changed since ``seen``, move the old rows to the
-    new collection with the new vectors, swap the names. None when a write came in meanwhile."""
+    new collection with the new vectors, swap the names. None when a write came in meanwhile.
+
+    ``held``: the connection holding the writer gate (PostgreSQL), which the transaction uses.
+    """
     from sqlalchemy import bindparam, delete, select, update
 
     from embedstore.store import writes
-    from embedstore.store.schema import writer
     from embedstore.store.tables import collections, items, metadata, utcnow, vectors
 
     if not _finds_itself(new):
@@ -189,9 +201,9 @@ def _swap(
             "kept the old collection"
         )
     reason = f"file missing when re-embedding with {encoder}"
-    with old.indexes.lock, new.indexes.lock, writer(engine.store.engine).begin() as conn:
-        writes.begin_write(conn, old.id)  # PostgreSQL: old-collection writers wait for us
-        writes.begin_write(conn, new.id)
+    with old.indexes.lock, new.indexes.lock, _transaction(engine, held) as conn:
+        writes.begin_write(conn, old.id, old.name)  # PostgreSQL: old-collection writers wait
+        writes.begin_write(conn, new.id, new.name)
         if _snapshot(conn, old.id) != seen:
             return None
         staged = {
@@ -262,6 +274,19 @@ def _swap(
         for a, b in ((old.name, tmp), (new.name, old.name), (tmp, new.name)):
             conn.execute(update(collections).where(collections.c.name == a).values(name=b))
     return reembedded, missing, failed
+
+
+@contextlib.contextmanager
+def _transaction(engine: Engine, held: Connection | None) -> Iterator[Connection]:
+    """A write transaction on ``held`` when given, else on a connection of the store's."""
+    from embedstore.store.schema import writer
+
+    if held is None:
+        with writer(engine.store.engine).begin() as conn:
+            yield conn
+        return
+    with held.begin():
+        yield held
 
 
 def _row(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,6 +24,8 @@ from embedstore.store.types import CollectionInfo, FileState, ItemInfo, NewItem,
 from embedstore.types import SearchResult
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from embedstore.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -193,6 +196,18 @@ class Collection:
         return out
 
     # -- writing -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[tuple[Connection, int]]:
+        """The one way a write transaction on this collection begins: ``(conn, last seq)``.
+
+        Holds the writer gate's shared side (store/gate.py: a swap by ``reindex --encoder`` in
+        any process waits for it, and it waits for the swap), then BEGINs; ``begin_write``
+        checks the collection is still there. Callers hold ``self.indexes.lock`` around it.
+        """
+        gate = self.store.gate
+        with gate.shared(self.id, self.name), writer(self._engine).begin() as conn:
+            yield conn, writes.begin_write(conn, self.id, self.name, gate)
+
     def add_items(self, new_items: Sequence[NewItem]) -> list[int]:
         """Add or replace (by uri) items with their vectors in one transaction; returns item ids."""
         if not new_items:
@@ -204,8 +219,7 @@ class Collection:
         with self.indexes.lock:
             early = None
             try:
-                with writer(self._engine).begin() as conn:
-                    w.prev = writes.begin_write(conn, self.id)
+                with self._write() as (conn, w.prev):
                     vids = writes.allocate_ids(conn, vectors, len(x))
                     parts = writes.split_by_modality(mods, vids, x)
                     early = self.indexes.start_add(w.prev, parts)  # overlaps the inserts below
@@ -242,8 +256,7 @@ class Collection:
             return
         w = writes.Written()
         with self.indexes.lock:
-            with writer(self._engine).begin() as conn:
-                w.prev = writes.begin_write(conn, self.id)
+            with self._write() as (conn, w.prev):
                 kept = writes.note_errors(conn, self.id, [it.uri for it in batch], reasons)
                 rest = [(it, r) for it, r in zip(batch, reasons) if it.uri not in kept]
                 if rest:
@@ -262,15 +275,14 @@ class Collection:
     def move_item(self, item_id: int, new_uri: str, size: int, mtime: float) -> None:
         """Point an item at a new uri (a renamed file keeps its vectors)."""
         self._item_row(item_id)
-        with writer(self._engine).begin() as conn:
+        with self.indexes.lock, self._write() as (conn, _):
             writes.move(conn, self.id, item_id, new_uri, size, mtime)
 
     def remove(self, ids: Iterable[int] | None = None, uris: Iterable[str] | None = None) -> int:
         """Delete items by id and/or uri; returns how many were deleted."""
         w = writes.Written()
         with self.indexes.lock:
-            with writer(self._engine).begin() as conn:
-                w.prev = writes.begin_write(conn, self.id)
+            with self._write() as (conn, w.prev):
                 targets = [int(i) for i in ids or []]
                 if uris:
                     targets += list(writes.existing_ids(conn, self.id, list(uris)).values())
@@ -296,8 +308,7 @@ class Collection:
         )
         w = writes.Written()
         with self.indexes.lock:
-            with writer(self._engine).begin() as conn:
-                w.prev = writes.begin_write(conn, self.id)
+            with self._write() as (conn, w.prev):
                 emb = getattr(self.indexes, "embedding_values", None)  # pgvector's column
                 n = write_captions(conn, self.id, captions, x, w, emb)
                 w.top = writes.top_seq(conn, self.id)
@@ -317,7 +328,7 @@ class Collection:
                 raise InvalidInput(
                     f"{name!r} is searchable already; declare user fields", field="fields"
                 )
-        with self.indexes.lock, writer(self._engine).begin() as conn:
+        with self.indexes.lock, self._write() as (conn, _):
             conn.execute(
                 keyword.collection_text.delete().where(
                     keyword.collection_text.c.collection_id == self.id

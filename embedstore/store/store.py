@@ -24,6 +24,7 @@ from embedstore.errors import (
 from embedstore.store import pgvector
 from embedstore.store import search as _search
 from embedstore.store.collection import Collection
+from embedstore.store.gate import WriterGate
 from embedstore.store.indexes import IndexSet
 from embedstore.store.schema import make_engine, migrate, writer
 from embedstore.store.tables import changes, collections, items, utcnow, vectors
@@ -40,11 +41,15 @@ BACKENDS = ("faiss", "pgvector")
 class Store:
     """Collections in a SQLite or PostgreSQL database, with FAISS index files under ``index_dir``."""
 
-    def __init__(self, url: str, index_dir: Path | str) -> None:
+    def __init__(
+        self, url: str, index_dir: Path | str, *, writer_gate_timeout_s: float = 600.0
+    ) -> None:
         self.url = url
         self.index_dir = Path(index_dir).expanduser()
         self.engine = make_engine(url)
         migrate(self.engine)
+        # writers of a collection wait (at most this long) while reindex --encoder swaps it
+        self.gate = WriterGate(self.engine, writer_gate_timeout_s)
         self._lock = threading.RLock()
         self._sets: dict[int, IndexSet | pgvector.PgVectorIndexSet] = {}
         # name -> (data_version, collections row): the row lookup of every query, re-read as
@@ -57,7 +62,11 @@ class Store:
     @classmethod
     def open(cls, settings: Settings) -> Store:
         """Open (creating and migrating as needed) the store that ``settings`` points at."""
-        return cls(settings.resolved_database_url, settings.index_dir)
+        return cls(
+            settings.resolved_database_url,
+            settings.index_dir,
+            writer_gate_timeout_s=settings.writer_gate_timeout_s,
+        )
 
     def __enter__(self) -> Store:
         return self
@@ -78,6 +87,7 @@ class Store:
             self._sets.clear()
             self._rows.clear()
         _search.close_row_cache(self.engine)
+        self.gate.close()
         self.engine.dispose()
 
     # -- collections ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import (
@@ -27,9 +27,12 @@ from sqlalchemy import (
     update,
 )
 
-from embedstore.errors import Conflict, DimensionMismatch, InvalidInput
+from embedstore.errors import CollectionReplaced, Conflict, DimensionMismatch, InvalidInput
 from embedstore.store.tables import OP_ADD, OP_DEL, changes, items, utcnow, vectors
 from embedstore.store.types import NewItem
+
+if TYPE_CHECKING:
+    from embedstore.store.gate import WriterGate
 
 CHUNK = 500
 MODALITY_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
@@ -95,11 +98,37 @@ def validate_items(batch: Sequence[NewItem], dim: int) -> np.ndarray:
     return x
 
 
-def begin_write(conn: Connection, collection_id: int) -> int:
-    """Serialise writers of a collection (PostgreSQL advisory lock); return its last change seq."""
-    if conn.dialect.name == "postgresql":
+# begin_write's one query, as text: building the same select with SQLAlchemy's expression API
+# costs more Python time than SQLite takes to answer it (python -m benchmarks.writer_gate)
+_BEGIN_WRITE = text(
+    "SELECT (SELECT max(seq) FROM changes WHERE collection_id = :c), "
+    "(SELECT id FROM collections WHERE id = :c AND name = :n)"
+)
+
+
+def begin_write(
+    conn: Connection, collection_id: int, name: str, gate: WriterGate | None = None
+) -> int:
+    """Open a write on a collection in the transaction ``conn``; return its last change seq.
+
+    PostgreSQL: serialises the collection's writers with an advisory lock, which is also the
+    writer ``gate`` (store/gate.py): with it, the wait is bounded and a swap holding the lock
+    keeps the writer out; None for the swap itself, run on the connection that holds it. Then
+    checks, in the same query as the seq, that the collection still exists under ``name``: a
+    write that comes after ``reindex --encoder`` replaced it (the old row is renamed, then
+    dropped) raises CollectionReplaced instead of vanishing with the old row.
+    """
+    if gate is not None:
+        gate.join(conn, collection_id, name)
+    elif conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(72350, :c)"), {"c": collection_id})
-    return top_seq(conn, collection_id)
+    seq, found = conn.execute(_BEGIN_WRITE, {"c": collection_id, "n": name}).one()
+    if found is None:
+        raise CollectionReplaced(
+            f"Collection {name!r} was replaced (reindex --encoder) or dropped "
+            "before this write could start; nothing was written: run it again"
+        )
+    return int(seq or 0)
 
 
 def top_seq(conn: Connection, collection_id: int) -> int:
