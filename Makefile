@@ -12,7 +12,8 @@ PY_DIRS := embedstore indexers cli tests benchmarks
 # ../shared/DATA.md, beside the repository).
 DEMO_DEBS := tuxpaint-stamps-default
 # chromium + chromium-driver: the search page's browser tests (tests/page) drive them via Selenium.
-TEST_DEBS := visp-images-data dataset-fashion-mnist tuxpaint-stamps-default chromium chromium-driver
+# g++: torch.compile's CPU code generation (tests/encoders/test_imagebind_levers.py).
+TEST_DEBS := visp-images-data dataset-fashion-mnist tuxpaint-stamps-default chromium chromium-driver g++
 
 .PHONY: venv demo test lint typecheck pytest test-data demo-data clean help
 

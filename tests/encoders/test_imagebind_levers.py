@@ -6,6 +6,7 @@ checked against the official code's outputs as well as against our eager path.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from testdata import require_data
 from tolerances import SAME_CPU, assert_same_float32
 
 from cli.main import cli
@@ -46,6 +48,8 @@ def encoder(model: Any, **levers: Any) -> ImageBindEncoder:
 def test_compiled_blocks_give_the_eager_embeddings(tiny_model, tiny_a_io) -> None:  # type: ignore[no-untyped-def]
     from torch._dynamo.utils import counters
 
+    compiler = any(shutil.which(c) for c in ("g++", "c++", "clang++"))
+    require_data(compiler, "torch.compile on CPU needs a C++ compiler (apt-get install g++)")
     ref = tiny_a_io["imu"]
     eager = encoder(tiny_model).encode("imu", ref["input"])
     enc = encoder(tiny_model, compile_mode="default", compile_towers=frozenset({"imu"}))
