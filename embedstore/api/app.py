@@ -35,7 +35,6 @@ from embedstore.runtime import configure_threads
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/v1"
-SEARCH_PATH_TEMPLATE = API_PREFIX + "/collections/{name}/search"
 
 
 class InternalErrorMiddleware:
@@ -91,9 +90,9 @@ def _make_state(settings: Settings) -> ApiState:
     return ApiState(settings, engine, batcher, queries, metrics)
 
 
-def _route(app: FastAPI, path: str) -> Any:
-    """The app's route mounted at ``path`` (None when there is none)."""
-    return next((r for r in app.routes if getattr(r, "path", None) == path), None)
+def _route(routes: list[Any], path: str) -> Any:
+    """The route of ``routes`` at ``path`` (None when there is none)."""
+    return next((r for r in routes if getattr(r, "path", None) == path), None)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -137,7 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Middleware: the last added runs first. Metrics see every answer, 413s included; JSON
     # searches are answered by the innermost layer, inside all the others.
-    app.add_middleware(JsonSearchLane, state=state, route=_route(app, SEARCH_PATH_TEMPLATE))
+    search_route = _route(search.router.routes, "/collections/{name}/search")
+    app.add_middleware(JsonSearchLane, state=state, route=search_route)
     app.add_middleware(InternalErrorMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
