@@ -15,9 +15,10 @@ import pytest
 import torch
 
 from embedstore import modalities
-from embedstore.errors import InvalidMedia
+from embedstore.errors import InvalidMedia, PayloadTooLarge
 from embedstore.modalities import DecodeTask
 from embedstore.modalities.pool import DecodePool
+from embedstore.modalities.sources import DecodeLimits
 
 PHOTOS = ("bird_image.jpg", "car_image.jpg", "dog_image.jpg")
 
@@ -126,3 +127,31 @@ def test_close_ends_every_worker_and_later_tasks_fail(assets: Path) -> None:
     _until(lambda: all(_gone(pid) for pid in pids), "the workers exit")
     ((task, late),) = list(pool.decode([DecodeTask(1, "vision", assets / PHOTOS[1])]))
     assert isinstance(late, InvalidMedia) and "decode pool was closed" in str(late)
+
+
+def test_each_job_decodes_under_its_own_limits(pool: DecodePool, assets: Path) -> None:
+    # the same workers serve both jobs: the limits travel with each task, not with the worker
+    photo = assets / PHOTOS[0]
+    strict = DecodeLimits(max_pixels=100)
+    ((_, refused),) = list(pool.decode([DecodeTask(0, "vision", photo)], limits=strict))
+    ((_, decoded),) = list(pool.decode([DecodeTask(1, "vision", photo)]))
+    assert isinstance(refused, PayloadTooLarge) and "exceeds the limit of 100" in str(refused)
+    assert torch.equal(decoded, modalities.load("vision", photo))
+    assert pool.starts == 1
+
+
+def test_a_task_over_its_budget_is_killed_and_the_pool_goes_on(
+    assets: Path, video_file: Path
+) -> None:
+    pool = DecodePool(1)
+    try:
+        slow = [DecodeTask("slow", "video", video_file)]  # far more than 10 ms of decoding
+        ((_, late),) = list(pool.decode(slow, timeout_s=0.01))
+        assert isinstance(late, InvalidMedia)
+        assert "pets.mp4: decoding took longer than 0.01 s" in str(late)
+        assert pool.replaced == 1
+        after = [DecodeTask(i, "vision", assets / PHOTOS[i]) for i in range(3)]
+        results = dict((t.key, v) for t, v in pool.decode(after, timeout_s=60))
+        assert all(results[i].shape == (3, 224, 224) for i in range(3))
+    finally:
+        pool.close()
