@@ -4,7 +4,8 @@ The server is moto's S3 (the ``dev`` extra) in a thread of this process, behind 
 requests it answers, so a test can tell which objects were read. A Ray Data job (a local cluster
 started by the call) lists, hashes and decodes the objects into a SQLite catalog; a search by the
 local file finds its ``s3://`` object first; a second run reads no object and starts no cluster;
-the in-process engine then reads only a new object and prunes a deleted one. Errors name the URI.
+the in-process engine then reads only a new object and prunes a deleted one. Errors name the URI
+(no bucket, no object, an unreachable endpoint, access denied).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 from ingest_media import make_library, many_images
 from testdata import require_module
+from weight_server import refused_url
 
 pytestmark = pytest.mark.slow
 BUCKET = "media"
@@ -160,7 +162,7 @@ def test_missing_bucket_and_denied_access_name_the_uri(
     from click.testing import CliRunner
 
     from cli.main import cli
-    from embedstore.errors import InvalidInput, PathNotAllowed
+    from embedstore.errors import InvalidInput, PathNotAllowed, Unavailable
 
     endpoint, _ = s3
     _upload(endpoint, make_library(tmp_path / "lib", names=("dog",), size=32), "few")
@@ -170,6 +172,16 @@ def test_missing_bucket_and_denied_access_name_the_uri(
             engine.index(["s3://no-such-bucket/x"], "objs")
         with pytest.raises(InvalidInput, match=f"s3://{BUCKET}/absent: no object and no prefix"):
             engine.index([f"s3://{BUCKET}/absent"], "objs")
+
+        closed = refused_url().rsplit("/", 1)[0]  # a loopback port that refuses connections
+        unreachable = _engine(tmp_path / "closed", closed)
+        try:
+            with pytest.raises(
+                Unavailable, match=f"s3://{BUCKET}/few: cannot reach .* at {closed}"
+            ):
+                unreachable.index([f"s3://{BUCKET}/few"], "objs")
+        finally:
+            unreachable.close()
 
         monkeypatch.setenv("EMBEDSTORE_S3_ENDPOINT_URL", endpoint)
         run = CliRunner().invoke(
