@@ -100,7 +100,7 @@ def validate_items(batch: Sequence[NewItem], dim: int) -> np.ndarray:
 
 # begin_write's one query, as text: building the same select with SQLAlchemy's expression API
 # costs more Python time than SQLite takes to answer it (python -m benchmarks.writer_gate)
-_BEGIN_WRITE = text(
+BEGIN_WRITE_SQL = text(
     "SELECT (SELECT max(seq) FROM changes WHERE collection_id = :c), "
     "(SELECT id FROM collections WHERE id = :c AND name = :n)"
 )
@@ -122,7 +122,7 @@ def begin_write(
         gate.join(conn, collection_id, name)
     elif conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(72350, :c)"), {"c": collection_id})
-    seq, found = conn.execute(_BEGIN_WRITE, {"c": collection_id, "n": name}).one()
+    seq, found = conn.execute(BEGIN_WRITE_SQL, {"c": collection_id, "n": name}).one()
     if found is None:
         raise CollectionReplaced(
             f"Collection {name!r} was replaced (reindex --encoder) or dropped "

@@ -28,9 +28,9 @@ def main(collection: str, folder: Path, source: Path, stop: Path) -> None:
     try:
         while not stop.exists():
             path = folder / f"w{i:05d}.png"
-            im = base.copy()
-            im.paste((i * 37 % 256, i * 11 % 256, 255 - i % 256), (0, i % 90, 96, i % 90 + 6))
-            im.save(path)
+            pic = base.copy()
+            pic.paste((i * 37 % 256, i * 11 % 256, 255 - i % 256), (0, i % 90, 96, i % 90 + 6))
+            pic.save(path)
             engine.index([path], collection)
             print(path, flush=True)  # acknowledged: the add returned
             i += 1
