@@ -52,6 +52,7 @@ from benchmarks.ingest import ASSETS
 from embedstore.config import Settings
 from embedstore.encoders import Encoder, create_encoder, resolve_device
 from embedstore.engine import Engine
+from embedstore.runtime import configure_threads
 
 SMOKE: dict[str, Any] = {
     "config": "test",
@@ -309,6 +310,10 @@ def main(
         config, device, sizes = SMOKE["config"], SMOKE["device"], SMOKE["sizes"]
         precisions, batch, repeat = SMOKE["precisions"], SMOKE["batch"], SMOKE["repeat"]
     device = str(resolve_device(device))
+    # torch's thread count as an indexing run sets it (the encoders here are built directly): on
+    # the CPU one core per decode worker is left free. Left at torch's default, the model ran 3-5x
+    # slower in the main thread than in another thread on the loaded 2-core VM.
+    configure_threads(Settings(device=device, workers=workers))
     references = (
         sorted((media / "imagebind-assets").glob("*.jpg"))
         if media is not None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -96,13 +97,17 @@ def wait_ready(staged: Staged) -> torch.Tensor:
 class ModelThread(threading.Thread):
     """Runs ``run_batch`` on staged batches in order, at most ``ahead`` waiting.
 
-    An error in ``run_batch`` ends the model work: the batches still queued are dropped and the
-    error is raised to the producer by its next ``put`` or by ``finish``.
+    Each batch's rows and result go to ``results`` for the producer to take (``take``): the
+    thread does nothing else between two model calls, so the device is not left idle while the
+    results of one batch are sorted out. An error in ``run_batch`` ends the model work: the
+    batches still queued are dropped and the error is raised to the producer by its next ``put``
+    or by ``finish``.
     """
 
-    def __init__(self, run_batch: Callable[[Staged], None], ahead: int = STAGED_AHEAD) -> None:
+    def __init__(self, run_batch: Callable[[Staged], Any], ahead: int = STAGED_AHEAD) -> None:
         super().__init__(name="embedstore-model", daemon=True)
         self.run_batch = run_batch
+        self.results: deque[tuple[list[Any], Any]] = deque()
         self.queue: queue.Queue[Staged | None] = queue.Queue(max(ahead, 1))
         self.error: BaseException | None = None
         self.stop = threading.Event()
@@ -122,7 +127,7 @@ class ModelThread(threading.Thread):
                 continue  # drain: the producer learns of the error from put/finish/close
             t0 = time.perf_counter()
             try:
-                self.run_batch(job)
+                self.results.append((job.rows, self.run_batch(job)))
             except BaseException as e:  # re-raised in the producer
                 self.error = e
             self.stats.model_s += time.perf_counter() - t0
@@ -146,6 +151,13 @@ class ModelThread(threading.Thread):
             except queue.Full:
                 continue
         self.stats.handoff_wait_s += time.perf_counter() - t0
+
+    def take(self) -> list[tuple[list[Any], Any]]:
+        """The (rows, result) of the batches finished since the last call, in order."""
+        out = []
+        while self.results:
+            out.append(self.results.popleft())
+        return out
 
     def finish(self) -> None:
         """Run every queued batch, end the thread, and raise the model's error if there was one."""

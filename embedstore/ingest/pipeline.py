@@ -109,8 +109,9 @@ class Embedder:
 
     The caller's thread collates each full batch (``overlap.Stager``: on CUDA into pinned memory,
     copied on a side stream) while the model runs the previous one (``overlap.ModelThread``, at
-    most ``ahead`` batches waiting). ``done`` gets the slots a batch finished, in the model
-    thread. ``on_staged`` (tests, benchmarks) sees each batch once it is collated.
+    most ``ahead`` batches waiting), and files the vectors of the batches that ran: ``done`` gets
+    the slots they finished, in the caller's thread, from ``add`` and ``flush``. ``on_staged``
+    (tests, benchmarks) sees each batch once it is collated.
     """
 
     def __init__(
@@ -156,6 +157,7 @@ class Embedder:
         slot = Slot(entry, modality, metadata_of(entry.leader, extra), [p[:4] for p in pieces])
         slot.vectors = [None] * len(pieces)
         slot.remaining = len(pieces)
+        self._file()
         for i, (mod, *_rest, tensor) in enumerate(pieces):
             key = (mod, tuple(tensor.shape))
             bucket = self.pending.setdefault(key, [])
@@ -167,11 +169,18 @@ class Embedder:
         """Run every partial batch and wait for the model; raises the model's error."""
         for key in list(self.pending):
             self._stage(key)
-        self.model.finish()
+        try:
+            self.model.finish()
+        finally:
+            self._file()  # the batches that ran before an error are kept
 
     def close(self) -> None:
-        """Stop the model thread (after the batch it runs) without running what is queued."""
+        """Stop the model thread (after the batch it runs) without running what is queued; the
+        batches that ran are still given to ``done`` (an error there is dropped: this is the way
+        out after another error)."""
         self.model.close()
+        with contextlib.suppress(Exception):
+            self._file()
 
     def _stage(self, key: tuple[str, tuple[int, ...]]) -> None:
         from embedstore.ingest.overlap import Staged
@@ -188,18 +197,22 @@ class Embedder:
             self.on_staged(staged)
         self.model.put(staged)
 
-    def _run(self, staged: Staged) -> None:  # in the model thread
+    def _run(self, staged: Staged) -> np.ndarray:  # in the model thread: the model call only
         from embedstore.ingest.overlap import wait_ready
 
-        vectors = self.engine.encode(self.encoder, staged.modality, wait_ready(staged))
-        finished = []
-        for (slot, i), vec in zip(staged.rows, vectors):
-            slot.vectors[i] = vec
-            slot.remaining -= 1
-            if slot.remaining == 0:
-                finished.append(slot)
-        if finished:
-            self.done(finished)
+        return self.engine.encode(self.encoder, staged.modality, wait_ready(staged))
+
+    def _file(self) -> None:
+        """Give the vectors of the batches that ran to their slots; ``done`` with the finished."""
+        for rows, vectors in self.model.take():
+            finished = []
+            for (slot, i), vec in zip(rows, vectors):
+                slot.vectors[i] = vec
+                slot.remaining -= 1
+                if slot.remaining == 0:
+                    finished.append(slot)
+            if finished:
+                self.done(finished)
 
 
 def items_of(slot: Slot) -> list[NewItem]:

@@ -331,11 +331,11 @@ def _embed_groups(
 ) -> None:
     """The decode -> embed loop: failures and finished items go to the writer as they come.
 
-    This thread takes decoded items and collates the next batch while the model thread runs the
-    previous one (``Embedder``); each batch's finished items are written by the model thread.
+    This thread takes decoded items, collates the next batch while the model thread runs the
+    previous one, and hands the items of the batches that ran to the writer (``Embedder``).
     """
 
-    def done(slots: list[Slot]) -> None:  # in the model thread, once per batch
+    def done(slots: list[Slot]) -> None:  # once per batch that ran
         items: list[NewItem] = []
         for slot in slots:
             for e in [slot.group.leader, *slot.group.followers]:

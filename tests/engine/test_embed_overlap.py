@@ -173,3 +173,44 @@ def test_an_encoder_error_ends_the_run_and_every_thread(engine: Engine, tmp_path
     engine.use_encoder(create_encoder(ENC, device="cpu"))
     report = engine.index([library], "media")
     assert report.added == 9 - first and report.unchanged == first
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_cuda_batches_reach_the_model_through_a_side_stream(
+    engine: Engine, tmp_path: Path
+) -> None:
+    from testdata import ASSETS
+
+    from embedstore.modalities.gpu_parallel import decode_many_on_device
+    from embedstore.modalities.parallel import DecodeTask
+
+    enc = create_encoder(ENC, device="cuda")
+    items = _images(many_images(tmp_path / "lib", 5))  # PNGs: host tensors (pinned copies)
+    tasks = [DecodeTask(n, "vision", ASSETS / f"{n}_image.jpg") for n in ("dog", "car", "bird")]
+    entries, _ = walk([ASSETS / f"{n}_image.jpg" for n in ("dog", "car", "bird")])
+    by_name = {Path(e.uri).name.split("_")[0]: e for e in entries}
+    for task, result in decode_many_on_device(tasks, 0, device="cuda", batch_size=3):
+        assert isinstance(result, torch.Tensor) and result.device.type == "cuda"
+        items.append((Group(f"j{task.key}", by_name[task.key]), result))  # on the decode stream
+    staged: list[Staged] = []
+    finished: list[Slot] = []
+    embedder = Embedder(engine, enc, 2, finished.extend, on_staged=staged.append)
+    busy = torch.randn(8192, 8192, device="cuda")
+    for _ in range(50):  # about a second of work queued on the default stream, the model's
+        busy = busy @ busy / 64
+    try:  # batches: host + host, host + host, host + device, device + device
+        for group, tensor in items:
+            embedder.add(group, "vision", tensor)
+        embedder.flush()
+    finally:
+        embedder.close()
+    assert [b.tensor.shape[0] for b in staged] == [2, 2, 2, 2]
+    assert all(b.ready is not None and b.tensor.device.type == "cuda" for b in staged)
+    want = {g.leader.uri: t for g, t in items}
+    assert sorted(s.group.leader.uri for s in finished) == sorted(want)
+    for slot in finished:  # the same float32 kernels on one GPU, another batch size
+        alone = enc.encode("vision", want[slot.group.leader.uri][None].cuda())[0]
+        torch.testing.assert_close(
+            torch.from_numpy(slot.vectors[0]), torch.from_numpy(alone), **SAME_CPU
+        )
