@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from embedstore.errors import EmbedstoreError
 from embedstore.ingest.plan import Group
 from embedstore.ingest.walk import FileEntry
 from embedstore.modalities.sources import DecodeLimits
@@ -249,6 +250,7 @@ def decode_groups(
     batch_size: int = 32,
     recipe: str | None = None,
     pool: DecodePool | None = None,
+    endpoint: str | None = None,
 ) -> Iterator[tuple[Group, Any]]:
     """Decode each group's leader in worker processes; yields (group, tensor or exception).
 
@@ -256,18 +258,29 @@ def decode_groups(
     ``device``, JPEG images are decoded ``batch_size`` at a time on it instead (gpu_decode; the
     default recipe only). ``recipe`` is the encoder family's preprocessing (None: ImageBind's).
     With a ``pool`` (``Engine.decode_pool``), its shared workers decode instead of new ones.
+    Object storage URIs are read here (``endpoint``: S3's) and their bytes decoded in the workers.
     """
     from pathlib import Path
 
+    from embedstore.ingest import objects
     from embedstore.modalities import DecodeTask, decode_many
 
     sent: dict[int, Group] = {}
+    unread: list[tuple[Group, BaseException]] = []  # objects that could not be read
     options = {"recipe": recipe} if recipe else {}
+    max_bytes = limits.max_file_bytes if limits else None
 
     def tasks() -> Iterator[DecodeTask]:
         for i, g in enumerate(groups):
+            source: Any = Path(g.leader.uri)
+            if objects.is_object_uri(g.leader.uri):
+                try:
+                    source = objects.read_object(g.leader.uri, endpoint, max_bytes)
+                except EmbedstoreError as err:
+                    unread.append((g, err))
+                    continue
             sent[i] = g
-            yield DecodeTask(i, g.leader.modality, Path(g.leader.uri), dict(options))
+            yield DecodeTask(i, g.leader.modality, source, dict(options))
 
     if device is None or recipe:
         results = decode_many(tasks(), workers, limits=limits, timeout_s=timeout_s, pool=pool)
@@ -284,7 +297,10 @@ def decode_groups(
             shared=pool,
         )
     for task, result in results:
+        while unread:
+            yield unread.pop(0)
         yield sent.pop(task.key), result
+    yield from unread
 
 
 class DecodeAhead(threading.Thread):
@@ -308,9 +324,10 @@ class DecodeAhead(threading.Thread):
         batch_size: int = 32,
         recipe: str | None = None,
         pool: DecodePool | None = None,
+        endpoint: str | None = None,
     ) -> None:
         super().__init__(name="embedstore-decode", daemon=True)
-        self.recipe = recipe
+        self.recipe, self.endpoint = recipe, endpoint
         self.groups: Sequence[Group] = groups or ()
         self.workers = workers
         self.pool = pool  # shared workers (Engine.decode_pool) instead of ``workers`` new ones
@@ -345,6 +362,7 @@ class DecodeAhead(threading.Thread):
                 batch_size=self.batch_size,
                 recipe=self.recipe,
                 pool=self.pool,
+                endpoint=self.endpoint,
             ):
                 while not self.stop.is_set():
                     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -13,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from embedstore.errors import EmbedstoreError
+from embedstore.ingest import objects
 from embedstore.ingest.pipeline import DecodeAhead, Embedder, FailureRow, Slot, Writer, items_of
-from embedstore.ingest.plan import HashAll, Plan, make_plan
+from embedstore.ingest.plan import HashAll, Plan, hash_all_threads, make_plan
 from embedstore.ingest.walk import FileEntry, walk
 from embedstore.modalities.sources import DecodeLimits
 from embedstore.types import Failure, IndexReport
@@ -49,6 +51,7 @@ class IndexOptions:
     within: tuple[str, ...] = ()  # every file must also lie inside these folders (API roots)
     metadata: dict[str, Any] = field(default_factory=dict)  # merged into every item written
     decode_device: str | None = None  # JPEGs decoded in batches on this device (gpu_decode)
+    s3_endpoint: str | None = None  # of s3:// paths (ingest.objects); None: AWS_ENDPOINT_URL, AWS
     pool: DecodePool | None = None  # shared decode workers (Engine.decode_pool); None: start own
 
 
@@ -75,7 +78,7 @@ def _reason(err: BaseException) -> str:
 def index_paths(
     engine: Engine,
     coll: Collection,
-    paths: Sequence[Path],
+    paths: Sequence[Path | str],
     options: IndexOptions,
     *,
     progress: Callable[[int, int], None] | None = None,
@@ -88,6 +91,7 @@ def index_paths(
 
     Files are read only where the walk found them: the hash and the decoders check the opened
     file against the given paths (resolved), so a link swapped in after the walk is refused.
+    A path may be an object storage URI (``s3://bucket/prefix``; :mod:`embedstore.ingest.objects`).
     """
     skipped: list[str] = []
 
@@ -104,8 +108,11 @@ def index_paths(
         within=options.within,
         on_skip=skip,
         exclude=options.exclude,
+        endpoint=options.s3_endpoint,
     )
-    fences = tuple(os.path.realpath(os.path.expanduser(p)) for p in paths)
+    fences = tuple(
+        os.path.realpath(os.path.expanduser(p)) for p in paths if not objects.is_object_uri(p)
+    )
     limits = dataclasses.replace(options.limits or DecodeLimits(), roots=fences)
     report = index_entries(
         engine,
@@ -151,7 +158,8 @@ def index_entries(
             entries,
             on_changes=start_decoder if embed is None else None,
             roots=fences,
-            hash_all=hash_all,
+            hash_all=hash_all or functools.partial(hash_all_threads, endpoint=options.s3_endpoint),
+            endpoint=options.s3_endpoint,
         )
         ahead = decoder[0] if decoder else None
         return _run_plan(
@@ -179,6 +187,7 @@ def _decoder(options: IndexOptions, encoder: str) -> DecodeAhead:
         batch_size=options.batch_size,
         recipe=recipe_for_encoder(encoder),
         pool=options.pool,
+        endpoint=options.s3_endpoint,
     )
 
 
@@ -217,7 +226,7 @@ def _run_plan(
         raise
     writer.close()
     if options.prune:
-        c.removed = _prune(coll, roots)
+        c.removed = _prune(coll, roots, options.s3_endpoint)
     return IndexReport(
         added=c.added,
         updated=c.updated,
@@ -361,13 +370,17 @@ def _embed_groups(
     log.debug("embed step: %s", embedder.stats.as_dict())
 
 
-def _prune(coll: Collection, roots: Sequence[str]) -> int:
+def _prune(coll: Collection, roots: Sequence[str], endpoint: str | None = None) -> int:
     """Remove items under the walked folders whose files no longer exist, or that now resolve
-    outside the folder (indexed through a link leading out, which the walk no longer follows)."""
+    outside the folder (indexed through a link leading out, which the walk no longer follows).
+    Under an object storage prefix: items whose objects are gone."""
     from embedstore.confine import inside
 
     gone: list[int] = []
     for root in roots:
+        if objects.is_object_uri(root):
+            gone.extend(_pruned_objects(coll, root, endpoint))
+            continue
         prefix = root.rstrip(os.sep) + os.sep
         real_root = os.path.realpath(root)
         offset = 0
@@ -382,3 +395,16 @@ def _prune(coll: Collection, roots: Sequence[str]) -> int:
                 break
             offset += len(page)
     return coll.remove(ids=gone) if gone else 0
+
+
+def _pruned_objects(coll: Collection, root: str, endpoint: str | None) -> list[int]:
+    """Ids of the items under the object storage prefix ``root`` whose objects are gone."""
+    out: list[int] = []
+    offset = 0
+    while True:
+        page = coll.list_items(where={"uri": {"prefix": root + "/"}}, limit=1000, offset=offset)
+        gone = objects.missing([i.uri for i in page], endpoint) if page else set()
+        out.extend(i.id for i in page if i.uri in gone)
+        if len(page) < 1000:
+            return out
+        offset += len(page)
