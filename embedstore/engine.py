@@ -313,6 +313,7 @@ class Engine:
         """
         from embedstore.errors import CollectionNotFound, CollectionReplaced
         from embedstore.ingest import IndexOptions, index_paths
+        from embedstore.ingest.objects import is_object_uri
         from embedstore.modalities.gpu_decode import decode_device
         from embedstore.modalities.sources import DecodeLimits
 
@@ -345,8 +346,9 @@ class Engine:
             decode_device=decode_device(self.settings.gpu_decode, self.settings.resolved_device()),
             within=tuple(str(w) for w in within or ()),  # files outside are skipped, reported
             metadata=dict(metadata or {}),  # written with each item, in its transaction
+            s3_endpoint=self.settings.s3_endpoint_url,
         )
-        files = [Path(p) for p in paths]
+        files = [p if is_object_uri(p) else Path(p) for p in paths]  # s3:// URIs stay text
         for attempt in range(3):
             try:
                 if engine == "ray":
