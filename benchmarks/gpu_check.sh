@@ -74,7 +74,8 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, report status a
   nproc
   want tests && step tests 120 python3 -m pytest -p no:cacheprovider -q -m gpu \
     tests/encoders/test_imagebind_gpu.py tests/modalities/test_gpu_decode.py \
-    tests/modalities/test_gpu_parallel.py tests/bind/test_train.py tests/encoders/test_levers_gpu.py
+    tests/modalities/test_gpu_parallel.py tests/bind/test_train.py tests/encoders/test_levers_gpu.py \
+    tests/engine/test_embed_overlap.py
   want gpu_decode && step gpu_decode 120 python3 -m benchmarks.gpu_decode --device cuda --media "$data/media" \
     --model test --model huge --out "$out/gpu-decode-cuda.json"
   want gpu_ingest && step gpu_ingest 200 python3 -m benchmarks.gpu_ingest --device cuda --media "$data/media" \
