@@ -71,6 +71,13 @@ class WriterGate:
                     os.close(slot.fd)
             self._slots.clear()
 
+    def forget(self, collection_id: int) -> None:
+        """Remove a dropped collection's lock file (ids are never reused; a writer still waiting
+        on it then finds its collection gone)."""
+        if self.dir is not None:
+            with contextlib.suppress(FileNotFoundError):
+                (self.dir / f"{int(collection_id)}.lock").unlink()
+
     # -- writers ---------------------------------------------------------------------------------
     @contextlib.contextmanager
     def shared(self, collection_id: int, name: str) -> Iterator[None]:

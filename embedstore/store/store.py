@@ -275,3 +275,4 @@ class Store:
             if row["index_backend"] == "pgvector":
                 pgvector.drop_indexes(self.engine, cid)
             shutil.rmtree(self.index_dir / str(cid), ignore_errors=True)
+            self.gate.forget(cid)

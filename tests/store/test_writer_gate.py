@@ -35,6 +35,8 @@ def test_a_write_to_a_replaced_collection_raises_instead_of_vanishing(store: Sto
     coll = store.create_collection("c", "test", 16)
     coll.add_items(make_items(2))
     store.drop_collection("c")
+    if store.gate.dir is not None:  # SQLite: the dropped collection's lock file goes with it
+        assert not (store.gate.dir / f"{coll.id}.lock").exists()
     store.create_collection("c", "test", 16)  # the same name, another collection
     with pytest.raises(CollectionReplaced, match="'c'"):
         coll.add_items(make_items(1, seed=1, prefix="/late/"))
