@@ -291,11 +291,15 @@ class DecodePool:
         if head.job.open:
             head.job.results.put((head.task, result))
         if slot.conn.closed:  # killed: its queued tasks go first to the next free worker
-            for work in reversed(slot.work):
-                if work.job.open:
-                    work.job.waiting.appendleft(work.task)
-            slot.work.clear()
+            self._requeue(slot)
             self._replace(i)
+
+    def _requeue(self, slot: _Worker) -> None:
+        """Give a dead worker's unanswered tasks back to their jobs, first in line."""
+        for work in reversed(slot.work):
+            if work.job.open:
+                work.job.waiting.appendleft(work.task)
+        slot.work.clear()
 
     def _replace(self, i: int) -> None:
         self._slots[i] = _Worker(worker_context())
@@ -305,13 +309,19 @@ class DecodePool:
         """Give ready workers tasks: idle ones first, then one queued behind (small tasks only);
         jobs take turns (lock held)."""
         for depth in range(1, IN_FLIGHT + 1):
-            for slot in self._slots:
+            for i, slot in enumerate(self._slots):
                 if not slot.ready or len(slot.work) >= depth:
                     continue
                 job = self._next_job(big_ok=depth == 1)
                 if job is None:
                     break
-                slot.send(_Work(job, job.waiting.popleft()))
+                try:
+                    slot.send(_Work(job, job.waiting.popleft()))
+                except OSError:  # it died since the last look: its tasks wait for the next
+                    log.warning("decode worker %s exited; replacing it", slot.proc.pid)
+                    self._requeue(slot)
+                    slot.kill()
+                    self._replace(i)
 
     def _next_job(self, *, big_ok: bool) -> _Job | None:
         jobs = [j for j in self._jobs if j.waiting and (big_ok or _small(j.waiting[0]))]

@@ -155,3 +155,13 @@ def test_a_task_over_its_budget_is_killed_and_the_pool_goes_on(
         assert all(results[i].shape == (3, 224, 224) for i in range(3))
     finally:
         pool.close()
+
+
+def test_a_worker_that_dies_while_idle_is_replaced(pool: DecodePool, assets: Path) -> None:
+    list(pool.decode([DecodeTask(0, "vision", assets / PHOTOS[0])]))
+    victim = pool.pids()[0]
+    os.kill(victim, signal.SIGKILL)
+    _until(lambda: pool.replaced == 1, "the dead worker is replaced")
+    assert victim not in pool.pids() and len(pool.pids()) == 2
+    tasks = [DecodeTask(i, "vision", assets / PHOTOS[i % 3]) for i in range(6)]
+    assert all(isinstance(v, torch.Tensor) for _, v in pool.decode(tasks))
