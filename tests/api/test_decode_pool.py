@@ -53,7 +53,7 @@ def _folder(root: Path, name: str, n: int, shade: int) -> Path:
     folder = root / name
     folder.mkdir()
     for i in range(n):
-        (folder / f"{i:02d}.png").write_bytes(png_bytes((i * 9 % 256, 255 - i * 7, shade)))
+        (folder / f"{i:02d}.png").write_bytes(png_bytes((i * 9 % 256, 255 - i * 5, shade)))
     return folder
 
 
@@ -155,7 +155,10 @@ def test_concurrent_adds_share_the_pool_and_keep_their_own_vectors(
     entered, release = held
     app = create_app(pool_settings)
     engine = app.state.api.engine
-    n = 24  # with batches of 4, the first add's model call comes with at most 15 files taken
+    # far more files than the pipeline takes while its first model call is held (the batch in
+    # the model, staged batches, the decoded-ahead queue: about 25 with batches of 4), so that
+    # add a's decode job is still open when add b starts
+    n = 48
     folders = {"a": _folder(media, "a", n, 30), "b": _folder(media, "b", n, 160)}
     with serve(pool_settings, app) as url:
         _create(url, "a", HELD)
