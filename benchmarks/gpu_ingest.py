@@ -19,12 +19,14 @@ already on the device, the ceiling of the row below), and ``index`` per precisio
 committed and the FAISS index saved). Each ``index`` row is measured ``--repeat`` times after a
 warm-up index of a few files with the same engine (median).
 
-``pipeline`` rows (per precision x decode path) time the indexing run's own decode -> embed stages
-alone (``DecodeAhead`` and ``Embedder``: no walk, hashing, catalog or index) and report where the
-time went (``ingest.overlap.PipeStats``): collating and copying batches, waiting to hand one over,
-in the model, and the model thread idle waiting for a batch. ``index`` and ``pipeline`` rows carry
-``vs_model``, their images/s over the ``encode_only`` row's: the end-to-end share of the model's
-own rate (the overlap's target is >= 0.9), also printed on stderr.
+``embed_only`` rows (per precision) run ``Embedder`` alone over images decoded beforehand on the
+host: collating, the copy to the device and the model, no decoding. ``pipeline`` rows (per
+precision x decode path) time the indexing run's own decode -> embed stages (``DecodeAhead`` and
+``Embedder``: no walk, hashing, catalog or index). Both report where the time went
+(``ingest.overlap.PipeStats``): collating and copying batches, waiting to hand one over, in the
+model, and the model thread idle waiting for a batch. ``embed_only``, ``pipeline`` and ``index``
+rows carry ``vs_model``, their images/s over the ``encode_only`` row's: the share of the model's
+own rate (the overlap's target is >= 0.9 end to end), also printed on stderr.
 """
 
 from __future__ import annotations
@@ -160,6 +162,49 @@ def encode_only(enc: Encoder, files: list[Path], batch: int, runs: int = 5) -> f
         enc.encode("vision", x)  # returns a NumPy array: synchronised
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def embed_only(
+    enc: Encoder, files: list[Path], device: str, workers: int, batch: int
+) -> tuple[float, dict[str, Any]]:
+    """(seconds, stage times) for ``Embedder`` alone to embed as many images as ``files``, decoded
+    beforehand on the host (the first ``4 * batch`` files, cycled): collating, the copy to the
+    device and the model, without decoding."""
+    from embedstore.ingest.pipeline import Embedder
+    from embedstore.ingest.plan import Group
+    from embedstore.ingest.walk import FileEntry
+    from embedstore.modalities import DecodeTask, decode_many
+
+    head = files[: 4 * batch]
+    decoded: dict[int, Any] = {}
+    for task, result in decode_many(
+        [DecodeTask(i, "vision", p) for i, p in enumerate(head)], workers
+    ):
+        if isinstance(result, BaseException):
+            raise click.ClickException(f"decode of {task.source!r} failed: {result}")
+        decoded[task.key] = result
+    entries = [
+        FileEntry(str(p), p.name, p.stat().st_size, p.stat().st_mtime, "vision") for p in head
+    ]
+    embedded: list[int] = []
+    with tempfile.TemporaryDirectory(prefix="embedstore-embed-") as tmp:
+        engine = Engine(Settings(data_dir=Path(tmp), device=device, encoder=enc.name))
+        engine.use_encoder(enc)
+        embedder = Embedder(engine, enc, batch, lambda slots: embedded.append(len(slots)))
+        t0 = time.perf_counter()
+        try:
+            for i in range(len(files)):
+                k = i % len(head)
+                embedder.add(Group(str(i), entries[k]), "vision", decoded[k])
+            embedder.flush()
+        finally:
+            embedder.close()
+        _sync(device)
+        secs = time.perf_counter() - t0
+        engine.close()
+    if sum(embedded) != len(files):
+        raise click.ClickException(f"embedded {sum(embedded)} of {len(files)} images")
+    return secs, embedder.stats.as_dict()
 
 
 def pipeline_once(
@@ -343,6 +388,10 @@ def main(
                     secs = encode_only(enc, files, batch)
                     rows.append(row("encode_only", size, batch, secs, precision=precision))
                     model_rate = batch / rows[-1]["seconds"]  # as the row reports it
+                with recorded(rows, "embed_only", size, precision=precision):
+                    secs, stats = embed_only(enc, files, device, workers, batch)
+                    rows.append(row("embed_only", size, len(files), secs, precision=precision))
+                    rows[-1].update(vs_model=ratio(rows[-1], model_rate), **stats)
                 for path in paths:
                     with recorded(rows, "index", size, precision=precision, decode=path):
                         few = root / f"warm-{size}"
@@ -406,9 +455,10 @@ def main(
         if r["stage"] == "encode_only":
             model[(r["size"], r["precision"])] = r.get("files_per_s")
         elif r.get("vs_model") is not None:
+            decode = f", {r['decode']} decode" if r.get("decode") else ""
             click.echo(
-                f"end-to-end / model-only images/s ({r['stage']}, {r['size']}, {r['precision']}, "
-                f"{r['decode']} decode): {r['files_per_s']} / {model[(r['size'], r['precision'])]}"
+                f"end-to-end / model-only images/s ({r['stage']}, {r['size']}, {r['precision']}"
+                f"{decode}): {r['files_per_s']} / {model[(r['size'], r['precision'])]}"
                 f" = {r['vs_model']} (target >= 0.9)",
                 err=True,
             )

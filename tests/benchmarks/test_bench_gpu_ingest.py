@@ -17,6 +17,7 @@ def test_smoke_run_end_to_end(run_json, check_doc) -> None:  # type: ignore[no-u
         ("decode_only", "device", None),
         ("decode_only", "cpu", None),
         ("encode_only", None, "fp32"),
+        ("embed_only", None, "fp32"),
         ("index", "device", "fp32"),
         ("index", "cpu", "fp32"),
         ("pipeline", "device", "fp32"),
@@ -31,10 +32,12 @@ def test_smoke_run_end_to_end(run_json, check_doc) -> None:  # type: ignore[no-u
             and abs(r["files_per_s"] - rate) <= 0.05 + rate * (5e-4 / r["seconds"]) + 1e-9
         ), r
     model = rows[("encode_only", None, "fp32")]
+    alone = rows[("embed_only", None, "fp32")]  # Embedder over decoded images: every one embedded
+    assert alone["files"] == alone["items"] == 48 and alone["batches"] == 3
     for decode in ("device", "cpu"):
         index = rows[("index", decode, "fp32")]
         assert index["files"] == index["added"] == 48 and index["failed"] == 0
-        for r in (index, rows[("pipeline", decode, "fp32")]):  # the share of the model's rate
+        for r in (index, alone, rows[("pipeline", decode, "fp32")]):  # share of the model's rate
             want = (r["files"] / r["seconds"]) / (model["files"] / model["seconds"])
             assert abs(r["vs_model"] - want) <= 5e-4 + 1e-9, r  # rounded to 3 digits
         pipe = rows[("pipeline", decode, "fp32")]  # every file went through the model
