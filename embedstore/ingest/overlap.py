@@ -76,8 +76,8 @@ class Stager:
                 torch.stack(list(tensors), out=host)
                 batch = host.to(self.device, non_blocking=True)
             else:
-                parts = [t.to(self.device) for t in tensors]  # rare: rows from both paths
-                for t in parts:  # made on the decode stream: keep them until this stack ran
+                parts = [t.to(self.device) for t in tensors]  # host rows among them: rare
+                for t in parts:  # made on the decode stream: kept until this stack has run
                     t.record_stream(self.stream)
                 batch = torch.stack(parts)
             ready = torch.cuda.Event()
