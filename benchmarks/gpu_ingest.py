@@ -107,20 +107,45 @@ def make_photos(
 
 
 # -- the model ---------------------------------------------------------------------------------
-def build_encoder(config: str, device: str, precision: str, weights: Path | None) -> Encoder:
-    """ImageBind huge (official weights, or random ones) or the seeded test model."""
+def build_encoder(
+    config: str,
+    device: str,
+    precision: str,
+    weights: Path | None,
+    cuda_graphs: str = "off",
+    batch: int = 32,
+) -> Encoder:
+    """ImageBind huge (official weights, or random ones) or the seeded test model.
+
+    ``cuda_graphs`` is the encoders' CUDA-graph lever (``off``, ``auto``, ``on``; graphs for batch
+    sizes up to ``batch``): one graph replay per batch instead of a launch per kernel.
+    """
+    from embedstore.encoders.levers import levers_from_settings
+
+    settings = Settings(device=device, cuda_graphs=cuda_graphs, batch_size=batch)
     if weights is not None:
         return create_encoder(
-            "imagebind_huge", device=device, precision=precision, weights_path=weights
+            "imagebind_huge",
+            device=device,
+            precision=precision,
+            weights_path=weights,
+            settings=settings,
         )
     if config == "test":
-        return create_encoder("imagebind_test", device=device, precision=precision)
+        return create_encoder(
+            "imagebind_test", device=device, precision=precision, settings=settings
+        )
     from benchmarks.throughput import random_huge
     from embedstore.encoders.imagebind import ImageBindEncoder
 
     model = random_huge(resolve_device(device))
     return ImageBindEncoder(
-        "imagebind_huge", model, version="random", device=device, precision=precision
+        "imagebind_huge",
+        model,
+        version="random",
+        device=device,
+        precision=precision,
+        levers=levers_from_settings(settings),
     )
 
 
@@ -328,6 +353,14 @@ def ratio(measured: dict[str, Any], model_rate: float | None) -> float | None:
 )
 @click.option("--repeat", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option(
+    "--cuda-graphs",
+    type=click.Choice(["off", "auto", "on"]),
+    default="off",
+    show_default=True,
+    help="The encoders' CUDA-graph lever: one replay per batch (the model thread then hardly "
+    "needs the GIL).",
+)
+@click.option(
     "--media",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -344,6 +377,7 @@ def main(
     batch: int,
     workers: int,
     repeat: int,
+    cuda_graphs: str,
     media: Path | None,
     as_json: bool,
     out: Path | None,
@@ -381,7 +415,7 @@ def main(
                     secs = decode_only(files, path, device, workers, batch)
                     rows.append(row("decode_only", size, len(files), secs, decode=path))
         for precision in (p for p in precisions.split(",") if p):
-            enc = build_encoder(config, device, precision, weights)
+            enc = build_encoder(config, device, precision, weights, cuda_graphs, batch)
             for size, files in libraries.items():
                 model_rate = None
                 with recorded(rows, "encode_only", size, precision=precision):
@@ -448,6 +482,7 @@ def main(
         "batch": batch,
         "workers": workers,
         "repeat": repeat,
+        "cuda_graphs": cuda_graphs,
         "smoke": smoke,
     }
     model: dict[tuple[str, str], Any] = {}
