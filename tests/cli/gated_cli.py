@@ -18,7 +18,8 @@ GATE_TIMEOUT_S = 600.0  # never leave a process behind if the test died
 
 
 def install(at: int, flag: Path) -> None:
-    """Pause ``Writer.put`` (the indexing thread) for good after ``at`` items are queued."""
+    """Pause ``Writer.put`` (the indexing thread) once, after ``at`` items are queued, until a
+    signal ends the pause; later calls (the run winding down) pass straight through."""
     from embedstore.ingest.pipeline import Writer
 
     put = Writer.put
@@ -27,6 +28,8 @@ def install(at: int, flag: Path) -> None:
     def gated_put(self: Writer, items: list[Any], failures: list[Any] | None = None) -> None:
         nonlocal fed
         put(self, items, failures)
+        if fed >= at:  # paused once already: the way out (e.g. batches filed on Ctrl-C) is free
+            return
         fed += len(items)
         if fed >= at:
             flag.write_text(str(fed))

@@ -110,7 +110,8 @@ def test_ctrl_c_and_kill_during_index_then_resume(
     assert proc.returncode == 130
     assert b"run the same command to resume" in proc.stderr.read()  # type: ignore[union-attr]
     after_ctrl_c = _committed(data_dir)
-    assert after_ctrl_c == queued < total  # Ctrl-C commits every batch handed to the writer
+    # Ctrl-C commits every batch handed to the writer, and the batches the model had finished
+    assert queued <= after_ctrl_c <= queued + 2 * 8 < total
     proc, queued = _interrupt_at_gate(args, env, data_dir, 8, signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL
     before = _committed(data_dir)
