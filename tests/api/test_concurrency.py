@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
+from waiting import until
 
 from embedstore.api import create_app
 from embedstore.config import Settings
@@ -64,14 +64,6 @@ def gate() -> Iterator[Gate]:
     _ENCODERS.pop(GATED, None)
 
 
-def _until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    """Wait for a state (not a duration); fail if it never comes."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.002)
-
-
 def _counter(text: str, series: str) -> float:
     m = re.search(rf'^{series}\{{encoder="{GATED}",modality="text"\}} (\S+)$', text, re.MULTILINE)
     return float(m.group(1)) if m else 0.0
@@ -98,7 +90,7 @@ def test_queries_behind_a_busy_model_share_one_call_over_http(
             first = pool.submit(search, 0)
             assert gate.entered.wait(60)  # the first query holds the (idle) model
             rest = [pool.submit(search, i) for i in range(1, 9)]
-            _until(lambda: state.batcher.queued((GATED, "text")) == 8, "8 queries queue")
+            until(lambda: state.batcher.queued((GATED, "text")) == 8, "8 queries queue")
             gate.open.set()
             codes = [first.result(), *(f.result() for f in rest)]
         assert codes == [200] * 9
@@ -118,7 +110,7 @@ def test_a_search_that_gets_no_answer_ends_with_a_504(api_settings: Settings, ga
         assert r.status_code == 504
         assert r.json()["type"] == "RequestTimeout" and "request_timeout_s" in r.json()["detail"]
         gate.open.set()  # the model frees up: the next search is answered
-        _until(lambda: not app.state.api.engine.model_busy(), "the held call ends")
+        until(lambda: not app.state.api.engine.model_busy(), "the held call ends")
         assert (
             client.post("/v1/collections/g/search", json={"text": "free", "k": 1}).status_code
             == 200

@@ -8,8 +8,7 @@ import multiprocessing.context as mpc
 import os
 import signal
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import httpx
 import numpy as np
 import pytest
 from tolerances import SAME_CPU
+from waiting import process_gone, until
 
 from embedstore.api import create_app
 from embedstore.config import Settings
@@ -30,22 +30,6 @@ from .mediafiles import png_bytes
 
 HELD = "held_test"
 N = IN_THREAD_MAX_FILES + 1  # the smallest add that decodes in the pool
-
-
-def _until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    """Wait for a state (not a duration); fail if it never comes."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.002)
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"  # exited, not yet reaped
 
 
 def _folder(root: Path, name: str, n: int, shade: int) -> Path:
@@ -117,7 +101,7 @@ def test_folder_adds_share_one_pool_that_shutdown_ends(
     # the server has shut down: the engine closed its pool, whose workers have exited
     assert engine.decode_pool(create=False) is None and pool.pids() == []
     assert not [p for p in multiprocessing.active_children() if p.pid in pids]
-    _until(lambda: all(_gone(pid) for pid in pids), "the decode workers exit")
+    until(lambda: all(process_gone(pid) for pid in pids), "the decode workers exit")
 
 
 @pytest.fixture
@@ -169,7 +153,7 @@ def test_concurrent_adds_share_the_pool_and_keep_their_own_vectors(
             pool = engine.decode_pool(create=False)
             assert pool is not None and pool.open_jobs() == 1
             b = adds.submit(_add, url, "b", folders["b"])
-            _until(lambda: pool.open_jobs() == 2, "both adds decode through the pool")
+            until(lambda: pool.open_jobs() == 2, "both adds decode through the pool")
             release.set()
             reports = {"a": a.result(300), "b": b.result(300)}
         assert engine.decode_pool_starts == 1 and pool.peak_jobs == 2
@@ -205,7 +189,7 @@ def test_a_crashed_worker_fails_its_file_and_the_adds_go_on(
         os.kill(pid, signal.SIGSTOP)  # stopped, it holds what it is sent until the kill
         with ThreadPoolExecutor(max_workers=1) as adds:
             second = adds.submit(_add, url, "lib", _folder(media, "second", N, 120))
-            _until(lambda: pool.in_flight() == 2, "two files sent to the stopped worker")
+            until(lambda: pool.in_flight() == 2, "two files sent to the stopped worker")
             os.kill(pid, signal.SIGKILL)
             report = second.result(300)
         assert report["added"] == N - 1

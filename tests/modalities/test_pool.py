@@ -6,13 +6,13 @@ import multiprocessing
 import os
 import signal
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from waiting import process_gone, until
 
 from embedstore import modalities
 from embedstore.errors import InvalidMedia, PayloadTooLarge
@@ -21,22 +21,6 @@ from embedstore.modalities.pool import DecodePool
 from embedstore.modalities.sources import DecodeLimits
 
 PHOTOS = ("bird_image.jpg", "car_image.jpg", "dog_image.jpg")
-
-
-def _until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    """Wait for a state (not a duration); fail if it never comes."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.002)
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"  # exited, not yet reaped
 
 
 @pytest.fixture
@@ -65,7 +49,7 @@ def test_concurrent_jobs_get_their_own_results(pool: DecodePool, assets: Path) -
     threads = [threading.Thread(target=job, args=(tag,)) for tag in ("a", "b")]
     for t in threads:
         t.start()
-    _until(lambda: pool.open_jobs() == 2, "both jobs open")
+    until(lambda: pool.open_jobs() == 2, "both jobs open")
     gate.set()
     for t in threads:
         t.join(120)
@@ -91,7 +75,7 @@ def test_a_killed_worker_fails_its_task_and_is_replaced(assets: Path) -> None:
         got: list[tuple[DecodeTask, Any]] = []
         job = threading.Thread(target=lambda: got.extend(pool.decode(tasks)))
         job.start()
-        _until(lambda: pool.in_flight() == 2, "two tasks sent to the stopped worker")
+        until(lambda: pool.in_flight() == 2, "two tasks sent to the stopped worker")
         os.kill(pid, signal.SIGKILL)
         job.join(120)
         results = {task.key: value for task, value in got}
@@ -124,7 +108,7 @@ def test_close_ends_every_worker_and_later_tasks_fail(assets: Path) -> None:
     pool.close()
     assert pool.pids() == [] and not pool.started
     assert not [p for p in multiprocessing.active_children() if p.pid in pids]
-    _until(lambda: all(_gone(pid) for pid in pids), "the workers exit")
+    until(lambda: all(process_gone(pid) for pid in pids), "the workers exit")
     ((task, late),) = list(pool.decode([DecodeTask(1, "vision", assets / PHOTOS[1])]))
     assert isinstance(late, InvalidMedia) and "decode pool was closed" in str(late)
 
@@ -161,7 +145,7 @@ def test_a_worker_that_dies_while_idle_is_replaced(pool: DecodePool, assets: Pat
     list(pool.decode([DecodeTask(0, "vision", assets / PHOTOS[0])]))
     victim = pool.pids()[0]
     os.kill(victim, signal.SIGKILL)
-    _until(lambda: pool.replaced == 1, "the dead worker is replaced")
+    until(lambda: pool.replaced == 1, "the dead worker is replaced")
     assert victim not in pool.pids() and len(pool.pids()) == 2
     tasks = [DecodeTask(i, "vision", assets / PHOTOS[i % 3]) for i in range(6)]
     assert all(isinstance(v, torch.Tensor) for _, v in pool.decode(tasks))
