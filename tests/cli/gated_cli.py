@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import runpy
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -42,5 +43,8 @@ def install(at: int, flag: Path) -> None:
 
 
 if __name__ == "__main__":
+    # Ctrl-C as at a terminal, even when this runs under a shell that started it in the
+    # background (such shells hand their children SIGINT ignored, and Python then keeps it so)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     install(int(os.environ["TEST_INDEX_GATE_AT"]), Path(os.environ["TEST_INDEX_GATE_FILE"]))
     runpy.run_module("cli", run_name="__main__", alter_sys=True)
