@@ -90,3 +90,13 @@ def test_uploads_and_other_routes_still_go_through_the_router(photos: TestClient
     assert plain.status_code == 415 and plain.json()["type"] == "UnsupportedMediaType"
     slash = photos.post(SEARCH + "/", json={"text": "red"}, follow_redirects=False)
     assert slash.status_code == 307 and slash.headers["location"].endswith(SEARCH)
+
+
+def test_json_search_under_a_root_path(api_settings: Settings) -> None:
+    """Behind a proxy that mounts the API at /api (uvicorn --root-path /api)."""
+    with TestClient(create_app(api_settings), root_path="/api") as client:
+        assert client.post("/api/v1/collections", json={"name": "photos"}).status_code == 201
+        r = client.post("/api" + SEARCH, json={"text": "red"})
+        assert r.status_code == 200 and r.json()["results"] == []
+        metrics = client.get("/api/metrics").text
+    assert 'route="/v1/collections/{name}/search",status="200"' in metrics
